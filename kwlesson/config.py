@@ -1,0 +1,92 @@
+"""Where data lives, quick versus full mode, and the one setup call each notebook makes.
+
+Introduced in notebook 00.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Environment variable that switches every notebook and default to the full-size course.
+MODE_ENV = "KWLESSON_MODE"
+#: Environment variable that moves the data/cache folder (default ``~/.cache/kwlesson``).
+HOME_ENV = "KWLESSON_HOME"
+#: Environment variable naming the folder with the real clips (``speech_commands_test_set_v0.02_dev``
+#: and ``background_noise``); default ``../shared/datasets`` next to the project root.
+SHARED_ENV = "KWLESSON_SHARED_DATASETS"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_home() -> Path:
+    """Folder for generated and downloaded data, caches and trained quick models.
+
+    >>> data_home().name  # doctest: +SKIP
+    'kwlesson'
+    """
+    home = os.environ.get(HOME_ENV)
+    path = Path(home).expanduser() if home else Path.home() / ".cache" / "kwlesson"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def shared_datasets_dir() -> Path | None:
+    """The folder of real Speech Commands clips next to the project, or None when it is absent.
+
+    >>> shared_datasets_dir()  # doctest: +SKIP
+    PosixPath('/.../shared/datasets')
+    """
+    env = os.environ.get(SHARED_ENV)
+    path = Path(env).expanduser() if env else PROJECT_ROOT.parent / "shared" / "datasets"
+    return path if path.is_dir() else None
+
+
+def quick_mode() -> bool:
+    """True unless ``KWLESSON_MODE=full``: quick mode runs every lesson in minutes on a laptop."""
+    mode = os.environ.get(MODE_ENV, "quick").strip().lower()
+    if mode not in ("quick", "full"):
+        raise ValueError(f"{MODE_ENV} must be 'quick' or 'full', not {mode!r}")
+    return mode == "quick"
+
+
+def pick(quick: T, full: T) -> T:
+    """Choose a setting by mode.
+
+    >>> pick(quick=300, full=18000)  # in quick mode
+    300
+    """
+    return quick if quick_mode() else full
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and (if it is loaded) TensorFlow, so a run repeats exactly."""
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # numpy is a dependency; this only guards odd installs
+        pass
+    import sys
+
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(seed)
+
+
+def setup(seed: int = 0, quiet: bool = True) -> None:
+    """The one call at the top of each notebook: seeds, quiet TensorFlow logs.
+
+    >>> setup(seed=0)
+    """
+    if quiet:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    set_seed(seed)
