@@ -1,0 +1,384 @@
+"""From a clip to the picture a network sees: spectrogram, log-mel, MFCC and 'average' features.
+
+Everything here is built from TensorFlow ops, so the very same function can sit at the front of
+an exported model (``FeatureLayer``) and a phone computes exactly what training computed.
+
+Shapes follow the reference speech-commands example (``prepare_model_settings`` in
+tensorflow/examples/speech_commands/models.py): a 1 s clip at 16 kHz, 30 ms windows every
+10 ms, gives 98 frames.
+
+Choices, and why:
+
+* Windows: periodic Hann of ``window_size_samples``, zero-padded to the next power of two
+  (``fft_length``), as the reference ``AudioSpectrogram`` op does. No padding at the clip ends,
+  so the frame count is the reference's ``1 + (samples - window) // stride``.
+* ``spectrogram``: the magnitude ``|STFT|``, ``fft_length // 2 + 1`` bins.
+* ``average``: the reference's 'average' preprocess: the *power* spectrogram ``|STFT|**2``,
+  averaged over groups of ``average_window_width`` neighbouring bins (SAME padding, so the last,
+  shorter group is averaged over the bins it has).
+* ``mfcc``: the reference's ``Mfcc`` op settings: 40 mel channels from 20 Hz to 4000 Hz summing
+  the *magnitude* spectrum, natural log, DCT-II keeping the first ``feature_bin_count``
+  coefficients. Two deliberate differences: the log floor is ``log(mel + 1e-6)`` rather than
+  ``log(max(mel, 1e-12))`` (a floor of 1e-12 turns the digital silence of padded clips into
+  values near -28, far outside speech's range, which hurts training and int8 quantisation), and
+  the DCT is scaled like ``tf.signal.mfccs_from_log_mel_spectrograms`` (orthonormal except
+  coefficient 0, which is sqrt(2) larger).
+* ``log_mel``: the same mel filterbank and log with ``feature_bin_count`` channels, so with the
+  default 40 bins ``mfcc`` is exactly the DCT of ``log_mel``.
+* The mel matrix (HTK mel scale, ``tf.signal.linear_to_mel_weight_matrix``) and the DCT matrix
+  are computed once and embedded as constants; the DCT is a plain matrix product, not
+  ``tf.signal.dct`` (an FFT of complex numbers), which TFLite converters handle more easily.
+
+Introduced in notebook 02.
+
+>>> settings = FeatureSettings(preprocess="mfcc")
+>>> settings.shape
+(98, 40)
+>>> compute_features(tf.zeros([16000]), settings).shape  # doctest: +SKIP
+TensorShape([98, 40])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "PREPROCESS_CHOICES",
+    "MEL_LOWER_HZ",
+    "MEL_UPPER_HZ",
+    "MFCC_MEL_BINS",
+    "LOG_OFFSET",
+    "FeatureSettings",
+    "compute_features",
+    "spectrogram",
+    "power_spectrogram",
+    "log_mel",
+    "mfcc",
+    "average",
+    "FeatureLayer",
+]
+
+PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average")
+#: Mel filterbank range, from the reference's Mfcc op (speech sits well below 4 kHz).
+MEL_LOWER_HZ = 20.0
+MEL_UPPER_HZ = 4000.0
+#: Mel channels the MFCC is computed from (the reference's filterbank_channel_count).
+MFCC_MEL_BINS = 40
+#: Added before the log so silence gives log(1e-6) ~ -13.8 rather than -inf.
+LOG_OFFSET = 1e-6
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 if n <= 1 else 2 ** math.ceil(math.log2(n))
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How a clip becomes features; the names and the shape math follow the reference example.
+
+    >>> s = FeatureSettings(window_size_ms=40, window_stride_ms=20, preprocess="average")
+    >>> s.shape
+    (49, 43)
+    """
+
+    sample_rate: int = 16000
+    clip_duration_ms: int = 1000
+    window_size_ms: float = 30.0
+    window_stride_ms: float = 10.0
+    feature_bin_count: int = 40
+    preprocess: str = "mfcc"
+
+    def __post_init__(self) -> None:
+        if self.preprocess not in PREPROCESS_CHOICES:
+            raise ValueError(
+                f"preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, not {self.preprocess!r}"
+            )
+        for name in ("sample_rate", "clip_duration_ms", "window_size_ms", "feature_bin_count"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+        if self.window_size_samples < 1:
+            raise ValueError(
+                f"window_size_ms={self.window_size_ms} is shorter than one sample "
+                f"at {self.sample_rate} Hz"
+            )
+        if self.window_stride_samples < 1:
+            raise ValueError(
+                f"window_stride_ms={self.window_stride_ms} is shorter than one sample "
+                f"at {self.sample_rate} Hz"
+            )
+        if self.preprocess == "average" and self.feature_bin_count > self.fft_bin_count:
+            raise ValueError(
+                f"'average' cannot make {self.feature_bin_count} bins out of "
+                f"{self.fft_bin_count} FFT bins; lower feature_bin_count or widen the window"
+            )
+        if self.preprocess == "mfcc" and self.feature_bin_count > MFCC_MEL_BINS:
+            raise ValueError(
+                f"'mfcc' keeps at most {MFCC_MEL_BINS} coefficients (one per mel channel), "
+                f"not {self.feature_bin_count}"
+            )
+        if self.preprocess in ("mfcc", "log_mel") and self.sample_rate / 2 < MEL_UPPER_HZ:
+            raise ValueError(
+                f"mel features go up to {MEL_UPPER_HZ:g} Hz, which needs a sample rate of at "
+                f"least {2 * MEL_UPPER_HZ:g} Hz, not {self.sample_rate}"
+            )
+
+    # The reference truncates with int(), so 30 ms at 16 kHz is 480 samples.
+    @property
+    def desired_samples(self) -> int:
+        """Samples in one clip (16000 for 1 s at 16 kHz)."""
+        return int(self.sample_rate * self.clip_duration_ms / 1000)
+
+    @property
+    def window_size_samples(self) -> int:
+        """Samples in one analysis window (480 for 30 ms)."""
+        return int(self.sample_rate * self.window_size_ms / 1000)
+
+    @property
+    def window_stride_samples(self) -> int:
+        """Samples between the starts of two windows (160 for 10 ms)."""
+        return int(self.sample_rate * self.window_stride_ms / 1000)
+
+    @property
+    def fft_length(self) -> int:
+        """FFT size: the window length rounded up to a power of two (512 for 480)."""
+        return _next_power_of_two(self.window_size_samples)
+
+    @property
+    def fft_bin_count(self) -> int:
+        """Frequency bins of one spectrogram frame: fft_length // 2 + 1 (257)."""
+        return self.fft_length // 2 + 1
+
+    @property
+    def spectrogram_length(self) -> int:
+        """Frames per clip: 1 + (desired - window) // stride, or 0 if the clip is too short."""
+        length_minus_window = self.desired_samples - self.window_size_samples
+        if length_minus_window < 0:
+            return 0
+        return 1 + length_minus_window // self.window_stride_samples
+
+    @property
+    def average_window_width(self) -> int:
+        """FFT bins averaged into one 'average' feature bin (6 for 257 bins into 40); -1 otherwise."""
+        if self.preprocess != "average":
+            return -1
+        return _average_window_width(self)
+
+    @property
+    def fingerprint_width(self) -> int:
+        """Feature bins per frame."""
+        if self.preprocess == "average":
+            return int(math.ceil(self.fft_bin_count / self.average_window_width))
+        if self.preprocess == "spectrogram":
+            return self.fft_bin_count
+        return self.feature_bin_count
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(frames, bins) of one clip's features, e.g. (98, 40)."""
+        return (self.spectrogram_length, self.fingerprint_width)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, e.g. to store next to a trained model.
+
+        >>> FeatureSettings().to_dict()["preprocess"]
+        'mfcc'
+        """
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSettings:
+        """Inverse of ``to_dict``; missing keys take their defaults, unknown keys are an error.
+
+        >>> FeatureSettings.from_dict({"preprocess": "average"}).shape
+        (98, 43)
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown feature settings: {', '.join(unknown)}")
+        return cls(**d)
+
+
+def _average_window_width(settings: FeatureSettings) -> int:
+    # The reference: floor(fft_bin_count / feature_bin_count).
+    return int(math.floor(settings.fft_bin_count / settings.feature_bin_count))
+
+
+# ---------------------------------------------------------------- constants built once
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_matrix(num_mel_bins: int, fft_bin_count: int, sample_rate: int) -> np.ndarray:
+    # init_scope runs this eagerly even while a tf.function is being traced, so the matrix
+    # lands in the graph as one constant instead of the ops that build it.
+    with tf.init_scope():
+        m = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=num_mel_bins,
+            num_spectrogram_bins=fft_bin_count,
+            sample_rate=sample_rate,
+            lower_edge_hertz=MEL_LOWER_HZ,
+            upper_edge_hertz=MEL_UPPER_HZ,
+        )
+        return m.numpy()
+
+
+@functools.lru_cache(maxsize=32)
+def _dct_matrix(num_mel_bins: int, num_coefficients: int) -> np.ndarray:
+    """[mel, coefficients] DCT-II scaled as tf.signal.mfccs_from_log_mel_spectrograms."""
+    n = np.arange(num_mel_bins)[:, None]
+    k = np.arange(num_coefficients)[None, :]
+    basis = 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * num_mel_bins))
+    return (basis / np.sqrt(2.0 * num_mel_bins)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the front end
+
+
+def _as_audio(audio: Any) -> tf.Tensor:
+    audio = tf.convert_to_tensor(audio)
+    if not audio.dtype.is_floating:
+        raise TypeError(
+            f"features expect float audio in [-1, 1], got {audio.dtype.name} "
+            "(for 16-bit integers divide by 32768)"
+        )
+    if audio.shape.rank not in (1, 2):
+        raise ValueError(
+            f"features expect audio shaped [samples] or [batch, samples], got {audio.shape}"
+        )
+    return tf.cast(audio, tf.float32)
+
+
+def _stft(audio: tf.Tensor, settings: FeatureSettings) -> tf.Tensor:
+    return tf.signal.stft(
+        audio,
+        frame_length=settings.window_size_samples,
+        frame_step=settings.window_stride_samples,
+        fft_length=settings.fft_length,
+        window_fn=functools.partial(tf.signal.hann_window, periodic=True),
+        pad_end=False,
+    )
+
+
+def spectrogram(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """Magnitude spectrogram |STFT|: [samples] -> [frames, fft_bin_count] (batched too).
+
+    >>> spectrogram(tf.zeros([16000]), FeatureSettings()).shape
+    TensorShape([98, 257])
+    """
+    return tf.abs(_stft(_as_audio(audio), settings))
+
+
+def power_spectrogram(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """Power spectrogram |STFT|**2, the reference AudioSpectrogram with magnitude_squared=True.
+
+    >>> power_spectrogram(tf.zeros([2, 16000]), FeatureSettings()).shape
+    TensorShape([2, 98, 257])
+    """
+    return tf.math.square(spectrogram(audio, settings))
+
+
+def _log_mel(magnitude: tf.Tensor, settings: FeatureSettings, num_mel_bins: int) -> tf.Tensor:
+    weights = tf.constant(_mel_matrix(num_mel_bins, settings.fft_bin_count, settings.sample_rate))
+    # tensordot on the last axis works for [frames, bins] and [batch, frames, bins] alike.
+    mel = tf.tensordot(magnitude, weights, axes=1)
+    return tf.math.log(mel + LOG_OFFSET)
+
+
+def log_mel(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """Log mel spectrogram: feature_bin_count mel channels, 20-4000 Hz, natural log.
+
+    >>> log_mel(tf.zeros([16000]), FeatureSettings(preprocess="log_mel")).shape
+    TensorShape([98, 40])
+    """
+    return _log_mel(spectrogram(audio, settings), settings, settings.feature_bin_count)
+
+
+def mfcc(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """MFCC as the reference: 40 mel channels, 20-4000 Hz, log, DCT keeping feature_bin_count.
+
+    >>> mfcc(tf.zeros([16000]), FeatureSettings(feature_bin_count=13)).shape
+    TensorShape([98, 13])
+    """
+    logmel = _log_mel(spectrogram(audio, settings), settings, MFCC_MEL_BINS)
+    dct = tf.constant(_dct_matrix(MFCC_MEL_BINS, settings.feature_bin_count))
+    return tf.tensordot(logmel, dct, axes=1)
+
+
+def average(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """The reference's 'average': power spectrogram averaged over groups of neighbouring bins.
+
+    >>> average(tf.zeros([16000]), FeatureSettings(preprocess="average")).shape
+    TensorShape([98, 43])
+    """
+    audio = _as_audio(audio)
+    power = power_spectrogram(audio, settings)
+    width = _average_window_width(settings)
+    # avg_pool2d wants [batch, height, width, channels]: frames are the height, bins the width.
+    # expand_dims/squeeze rather than slicing: strided slices trip up TFLite int8 conversion.
+    images = tf.expand_dims(power, -1)
+    if audio.shape.rank == 1:
+        images = tf.expand_dims(images, 0)
+    pooled = tf.nn.avg_pool2d(images, ksize=(1, width), strides=(1, width), padding="SAME")
+    pooled = tf.squeeze(pooled, axis=-1)
+    if audio.shape.rank == 1:
+        pooled = tf.squeeze(pooled, axis=0)
+    return pooled
+
+
+_DISPATCH = {"spectrogram": spectrogram, "log_mel": log_mel, "mfcc": mfcc, "average": average}
+
+
+def compute_features(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+    """Features chosen by ``settings.preprocess``: [samples] -> [frames, bins], batched alike.
+
+    A clip of ``settings.desired_samples`` gives ``settings.shape``; other lengths give
+    ``1 + (samples - window) // stride`` frames.
+
+    >>> compute_features(np.zeros([4, 16000], np.float32), FeatureSettings()).shape
+    TensorShape([4, 98, 40])
+    """
+    return _DISPATCH[settings.preprocess](audio, settings)
+
+
+@keras.saving.register_keras_serializable(package="kwlesson")
+class FeatureLayer(keras.layers.Layer):
+    """``compute_features`` as a Keras layer, to put at the front of an exported model.
+
+    It has no weights; it is saved and reloaded with its settings.
+
+    >>> inputs = keras.Input(shape=(16000,))
+    >>> FeatureLayer(FeatureSettings())(inputs).shape
+    (None, 98, 40)
+    """
+
+    def __init__(self, settings: FeatureSettings | dict | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("trainable", False)  # nothing to train; keeps summaries honest
+        super().__init__(**kwargs)
+        if isinstance(settings, dict):
+            settings = FeatureSettings.from_dict(settings)
+        self.settings = settings or FeatureSettings()
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return compute_features(inputs, self.settings)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        s = self.settings
+        samples = input_shape[-1]
+        if samples is None:
+            frames = None
+        elif samples < s.window_size_samples:
+            frames = 0
+        else:
+            frames = 1 + (samples - s.window_size_samples) // s.window_stride_samples
+        return (*input_shape[:-1], frames, s.fingerprint_width)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "settings": self.settings.to_dict()}

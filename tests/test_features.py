@@ -1,0 +1,330 @@
+"""Tests for kwlesson.features: shapes as the reference, tones where they belong, librosa agreement."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kwlesson.features import (
+    LOG_OFFSET,
+    PREPROCESS_CHOICES,
+    FeatureLayer,
+    FeatureSettings,
+    average,
+    compute_features,
+    log_mel,
+    mfcc,
+    power_spectrogram,
+    spectrogram,
+)
+
+SR = 16000
+
+
+def reference_shape(sample_rate, clip_duration_ms, window_size_ms, window_stride_ms,
+                    feature_bin_count, preprocess):
+    """prepare_model_settings from tensorflow/examples/speech_commands/models.py, transcribed."""
+    desired_samples = int(sample_rate * clip_duration_ms / 1000)
+    window_size_samples = int(sample_rate * window_size_ms / 1000)
+    window_stride_samples = int(sample_rate * window_stride_ms / 1000)
+    length_minus_window = desired_samples - window_size_samples
+    if length_minus_window < 0:
+        spectrogram_length = 0
+    else:
+        spectrogram_length = 1 + int(length_minus_window / window_stride_samples)
+    if preprocess == "average":
+        fft_bin_count = 1 + (2 ** int(np.ceil(np.log2(window_size_samples))) / 2)
+        average_window_width = int(math.floor(fft_bin_count / feature_bin_count))
+        fingerprint_width = int(math.ceil(fft_bin_count / average_window_width))
+    else:  # mfcc
+        fingerprint_width = feature_bin_count
+    return spectrogram_length, fingerprint_width
+
+
+def tone_burst(freq=1000.0, start_s=0.3, stop_s=0.6, amp=0.5, seconds=1.0):
+    """Silence, then a tone from start_s to stop_s, then silence."""
+    x = np.zeros(int(seconds * SR), np.float32)
+    n0, n1 = int(start_s * SR), int(stop_s * SR)
+    t = np.arange(n1 - n0) / SR
+    x[n0:n1] = amp * np.sin(2 * np.pi * freq * t)
+    return x
+
+
+# ---------------------------------------------------------------- shape math
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shape"),
+    [
+        ({}, (98, 40)),
+        ({"preprocess": "average"}, (98, 43)),  # 257 bins in groups of 6
+        ({"window_size_ms": 20, "window_stride_ms": 10}, (99, 40)),
+        ({"window_size_ms": 20, "window_stride_ms": 10, "preprocess": "average"}, (99, 43)),
+        ({"window_size_ms": 40, "window_stride_ms": 20}, (49, 40)),
+        ({"window_size_ms": 40, "window_stride_ms": 20, "preprocess": "average"}, (49, 43)),
+        ({"feature_bin_count": 13}, (98, 13)),
+        ({"preprocess": "spectrogram"}, (98, 257)),
+        ({"window_size_ms": 40, "preprocess": "spectrogram"}, (97, 513)),
+        ({"preprocess": "log_mel", "feature_bin_count": 32}, (98, 32)),
+        ({"clip_duration_ms": 20}, (0, 40)),  # clip shorter than one window
+    ],
+)
+def test_known_shapes(kwargs, shape):
+    s = FeatureSettings(**kwargs)
+    assert s.shape == shape
+
+
+def test_default_settings_numbers():
+    s = FeatureSettings()
+    assert (s.desired_samples, s.window_size_samples, s.window_stride_samples) == (16000, 480, 160)
+    assert (s.fft_length, s.fft_bin_count, s.spectrogram_length) == (512, 257, 98)
+    assert FeatureSettings(preprocess="average").average_window_width == 6
+    assert s.average_window_width == -1
+
+
+@pytest.mark.parametrize("preprocess", ["mfcc", "average"])
+@pytest.mark.parametrize("window_ms", [10, 20, 25, 30, 40, 64])
+@pytest.mark.parametrize("stride_ms", [5, 10, 12.5, 20])
+@pytest.mark.parametrize("bins", [10, 13, 40])
+def test_shape_math_matches_the_reference(preprocess, window_ms, stride_ms, bins):
+    s = FeatureSettings(window_size_ms=window_ms, window_stride_ms=stride_ms,
+                        feature_bin_count=bins, preprocess=preprocess)
+    assert s.shape == reference_shape(SR, 1000, window_ms, stride_ms, bins, preprocess)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"preprocess": p} for p in PREPROCESS_CHOICES
+    ] + [
+        {"window_size_ms": 20, "window_stride_ms": 10, "preprocess": "average"},
+        {"window_size_ms": 40, "window_stride_ms": 20, "preprocess": "mfcc"},
+        {"window_size_ms": 40, "window_stride_ms": 20, "preprocess": "average"},
+        {"feature_bin_count": 13, "preprocess": "mfcc"},
+    ],
+)
+def test_computed_shape_is_the_promised_shape(kwargs):
+    s = FeatureSettings(**kwargs)
+    x = np.zeros(s.desired_samples, np.float32)
+    assert tuple(compute_features(x, s).shape) == s.shape
+    assert tuple(compute_features(np.stack([x, x, x]), s).shape) == (3, *s.shape)
+
+
+def test_batched_equals_unbatched():
+    rng = np.random.default_rng(1)
+    batch = rng.uniform(-0.5, 0.5, (3, SR)).astype(np.float32)
+    for p in PREPROCESS_CHOICES:
+        s = FeatureSettings(preprocess=p)
+        together = compute_features(batch, s).numpy()
+        for i in range(3):
+            np.testing.assert_allclose(together[i], compute_features(batch[i], s).numpy(),
+                                       rtol=1e-5, atol=1e-5, err_msg=p)
+
+
+def test_settings_round_trip_and_validation():
+    s = FeatureSettings(window_size_ms=20, preprocess="average")
+    assert FeatureSettings.from_dict(s.to_dict()) == s
+    assert FeatureSettings.from_dict({}) == FeatureSettings()
+    with pytest.raises(ValueError, match="unknown feature settings: colour"):
+        FeatureSettings.from_dict({"colour": "blue"})
+    with pytest.raises(ValueError, match="preprocess must be one of mfcc, log_mel"):
+        FeatureSettings(preprocess="micro")
+    with pytest.raises(ValueError, match="'mfcc' keeps at most 40"):
+        FeatureSettings(feature_bin_count=41)
+    with pytest.raises(ValueError, match="'average' cannot make 300 bins out of 257"):
+        FeatureSettings(feature_bin_count=300, preprocess="average")
+    with pytest.raises(ValueError, match="window_stride_ms=0.01 is shorter than one sample"):
+        FeatureSettings(window_stride_ms=0.01)
+    with pytest.raises(ValueError, match="needs a sample rate of at least 8000"):
+        FeatureSettings(sample_rate=4000)
+
+
+def test_bad_audio_is_refused_with_a_reason():
+    s = FeatureSettings()
+    with pytest.raises(TypeError, match="float audio .* got int16"):
+        compute_features(np.zeros(SR, np.int16), s)
+    with pytest.raises(ValueError, match=r"\[samples\] or \[batch, samples\]"):
+        compute_features(np.zeros((2, 2, SR), np.float32), s)
+
+
+# ---------------------------------------------------------------- a tone lands where it should
+
+
+def test_tone_burst_in_the_spectrogram():
+    """A 1 kHz tone from 0.3 s to 0.6 s: peak bin 32, energy only in frames that overlap it."""
+    s = FeatureSettings(preprocess="spectrogram")
+    spec = spectrogram(tone_burst(), s).numpy()
+    tone_bin = round(1000 * s.fft_length / SR)  # 32
+    # Frame t covers samples [160 t, 160 t + 480); the tone covers [4800, 9600).
+    stride, window = s.window_stride_samples, s.window_size_samples
+    frames = np.arange(s.spectrogram_length)
+    overlaps = (frames * stride + window > 4800) & (frames * stride < 9600)
+    inside = (frames * stride >= 4800) & (frames * stride + window <= 9600)
+    assert (frames[overlaps].min(), frames[overlaps].max()) == (28, 59)
+    assert np.all(spec[~overlaps] == 0.0)  # silence is exactly zero
+    assert np.all(spec[overlaps].max(axis=1) > 1.0)
+    assert np.all(np.argmax(spec[inside], axis=1) == tone_bin)
+    # A periodic Hann window's sum is 480 / 2; a sine of amplitude A puts A * 240 / 2 in its bin.
+    np.testing.assert_allclose(spec[inside, tone_bin], 0.5 * 240 / 2, rtol=0.01)
+
+
+def test_tone_burst_in_average_log_mel_and_mfcc():
+    x = tone_burst()
+    silent = np.r_[0:28, 60:98]  # frames that do not touch the tone (see the test above)
+    inside = np.r_[30:58]
+
+    s = FeatureSettings(preprocess="average")
+    avg = average(x, s).numpy()
+    assert np.all(avg[silent] == 0.0)
+    assert np.all(np.argmax(avg[inside], axis=1) == 32 // s.average_window_width)  # bins 30-35
+
+    s = FeatureSettings(preprocess="log_mel")
+    lm = log_mel(x, s).numpy()
+    np.testing.assert_allclose(lm[silent], np.log(LOG_OFFSET), rtol=1e-6)
+    # The loudest mel channel is the one whose centre is nearest 1 kHz.
+    mel = lambda hz: 1127.0 * np.log1p(hz / 700.0)  # noqa: E731 (HTK, as tf.signal)
+    centres = np.linspace(mel(20.0), mel(4000.0), 42)[1:-1]
+    assert np.all(np.argmax(lm[inside], axis=1) == np.argmin(np.abs(centres - mel(1000.0))))
+
+    s = FeatureSettings(preprocess="mfcc")
+    m = mfcc(x, s).numpy()
+    # Silence: every mel channel equals log(1e-6), so only coefficient 0 is non-zero, and it is
+    # 2 * 40 * log(1e-6) / sqrt(2 * 40) with tf.signal's DCT scaling.
+    np.testing.assert_allclose(m[silent, 0], np.log(LOG_OFFSET) * np.sqrt(2 * 40), rtol=1e-5)
+    np.testing.assert_allclose(m[silent, 1:], 0.0, atol=1e-4)
+    assert np.all(np.abs(m[inside, 1:]).max(axis=1) > 1.0)
+
+
+def test_average_is_the_reference_pooling():
+    """'average' = mean of power over groups of 6 bins; the last group has the 5 bins left."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-0.5, 0.5, SR).astype(np.float32)
+    s = FeatureSettings(preprocess="average")
+    power = power_spectrogram(x, s).numpy()
+    w = s.average_window_width
+    expected = np.stack([power[:, i:i + w].mean(axis=1) for i in range(0, 257, w)], axis=1)
+    assert expected.shape == (98, 43)
+    np.testing.assert_allclose(average(x, s).numpy(), expected, rtol=1e-5)
+
+
+def test_mfcc_is_the_dct_of_log_mel_as_tf_signal_does_it():
+    """Our DCT is a constant matrix; it must equal tf.signal.mfccs_from_log_mel_spectrograms."""
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.5, 0.5, (2, SR)).astype(np.float32)
+    lm = log_mel(x, FeatureSettings(preprocess="log_mel"))
+    expected = tf.signal.mfccs_from_log_mel_spectrograms(lm).numpy()
+    np.testing.assert_allclose(mfcc(x, FeatureSettings()).numpy(), expected, atol=1e-4)
+    np.testing.assert_allclose(mfcc(x, FeatureSettings(feature_bin_count=13)).numpy(),
+                               expected[..., :13], atol=1e-4)
+
+
+# ---------------------------------------------------------------- agreement with librosa
+
+
+@pytest.fixture(scope="module")
+def speechlike():
+    """Two tones and noise, loud enough that every mel channel is well above the log floor."""
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t)
+    return (x + 0.05 * rng.standard_normal(SR)).astype(np.float32)
+
+
+def librosa_magnitude(x, s):
+    """librosa's STFT framed as tf.signal.stft frames: window at the start of an fft_length buffer.
+
+    librosa centres a short window inside n_fft and frames n_fft samples, tf frames only the
+    window and pads it to fft_length at the end; a window array of length n_fft that is the
+    periodic Hann followed by zeros, plus fft_length - window zeros after the clip, gives the
+    very same frames.
+    """
+    librosa = pytest.importorskip("librosa")
+    scipy_signal = pytest.importorskip("scipy.signal")
+    n, fft = s.window_size_samples, s.fft_length
+    window = np.pad(scipy_signal.get_window("hann", n, fftbins=True), (0, fft - n))  # periodic
+    stft = librosa.stft(np.pad(x, (0, fft - n)), n_fft=fft, hop_length=s.window_stride_samples,
+                        win_length=fft, window=window, center=False)
+    return np.abs(stft).T
+
+
+@pytest.mark.parametrize(("window_ms", "stride_ms"), [(30, 10), (20, 10), (40, 20)])
+def test_spectrogram_agrees_with_librosa(speechlike, window_ms, stride_ms):
+    """Tolerance 1e-5 of the largest magnitude.
+
+    Both compute the same sums; the only difference is float32 rounding in two FFT
+    implementations (pocketfft vs Eigen): measured 2e-7 of the peak for these settings. We leave
+    a factor ~50 of margin, and real mistakes stay 100 times above it (measured: a symmetric
+    instead of periodic Hann 2e-3 of the peak, frames shifted by one sample 9e-4).
+    """
+    s = FeatureSettings(window_size_ms=window_ms, window_stride_ms=stride_ms,
+                        preprocess="spectrogram")
+    ours = spectrogram(speechlike, s).numpy()
+    theirs = librosa_magnitude(speechlike, s)
+    assert ours.shape == theirs.shape == s.shape
+    np.testing.assert_allclose(ours, theirs, atol=1e-5 * theirs.max())
+
+
+def test_log_mel_and_mfcc_agree_with_librosa(speechlike):
+    """Tolerances: log-mel 0.03 (about 3 %), MFCC 0.03 absolute; the DCT alone 1e-4.
+
+    Both use the HTK mel scale (librosa's htk=True, norm=None, i.e. peak-1 triangles), but
+    tf.signal draws each triangle as a straight line in mel, librosa as a straight line in Hz,
+    and tf.signal zeroes the DC bin. The weights differ by up to ~0.006 per bin, which moves a
+    channel's sum by ~1 % (measured: at most 0.012 in log units). The DCT itself is the same
+    maths in float32 (librosa's 'ortho' DCT differs from tf.signal's only by sqrt(2) on
+    coefficient 0, which we undo), so it gets a tight 1e-4.
+    """
+    librosa = pytest.importorskip("librosa")
+    s = FeatureSettings(preprocess="log_mel")
+    weights = librosa.filters.mel(sr=SR, n_fft=s.fft_length, n_mels=40, fmin=20.0, fmax=4000.0,
+                                  htk=True, norm=None)
+    theirs_log_mel = np.log(librosa_magnitude(speechlike, s) @ weights.T + LOG_OFFSET)
+    ours_log_mel = log_mel(speechlike, s).numpy()
+    np.testing.assert_allclose(ours_log_mel, theirs_log_mel, atol=0.03)
+
+    def librosa_dct(log_mel_frames):
+        c = librosa.feature.mfcc(S=log_mel_frames.T, n_mfcc=40, dct_type=2, norm="ortho").T
+        c[:, 0] *= np.sqrt(2.0)
+        return c
+
+    ours_mfcc = mfcc(speechlike, FeatureSettings()).numpy()
+    np.testing.assert_allclose(ours_mfcc, librosa_dct(ours_log_mel), atol=1e-4)
+    np.testing.assert_allclose(ours_mfcc, librosa_dct(theirs_log_mel), atol=0.03)
+
+
+# ---------------------------------------------------------------- inside graphs and models
+
+
+def test_works_inside_tf_function_with_unknown_batch_and_length():
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-0.5, 0.5, (2, SR)).astype(np.float32)
+    for p in PREPROCESS_CHOICES:
+        s = FeatureSettings(preprocess=p)
+        fn = tf.function(lambda a, s=s: compute_features(a, s),
+                         input_signature=[tf.TensorSpec([None, None], tf.float32)])
+        np.testing.assert_allclose(fn(x).numpy(), compute_features(x, s).numpy(),
+                                   rtol=1e-5, atol=1e-5, err_msg=p)
+        assert tuple(fn(x[:, :8000]).shape) == (2, 48, s.fingerprint_width)
+
+
+def test_feature_layer_in_a_model_saves_and_reloads(tmp_path):
+    s = FeatureSettings(preprocess="average", window_size_ms=40, window_stride_ms=20)
+    inputs = keras.Input(shape=(SR,))
+    features = FeatureLayer(s)(inputs)
+    assert tuple(features.shape) == (None, 49, 43)
+    model = keras.Model(inputs, keras.layers.Flatten()(features))
+    x = np.random.default_rng(5).uniform(-0.5, 0.5, (2, SR)).astype(np.float32)
+    expected = compute_features(x, s).numpy().reshape(2, -1)
+    np.testing.assert_allclose(model(x).numpy(), expected, rtol=1e-5)
+
+    path = tmp_path / "front.keras"
+    model.save(path)
+    again = keras.models.load_model(path)
+    assert again.layers[1].settings == s
+    np.testing.assert_allclose(again(x).numpy(), expected, rtol=1e-5)
+    assert FeatureLayer().settings == FeatureSettings()
+    assert FeatureLayer({"preprocess": "log_mel"}).settings.preprocess == "log_mel"
