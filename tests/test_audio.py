@@ -305,3 +305,24 @@ def test_importing_audio_does_not_load_tensorflow():
     code = "import sys, kwlesson.audio; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- real clips, when present
+
+
+@pytest.mark.real_data
+def test_real_speech_commands_clips():
+    from kwlesson.config import shared_datasets_dir
+
+    root = shared_datasets_dir()
+    folder = root / "speech_commands_test_set_v0.02_dev" / "yes" if root else None
+    if folder is None or not folder.is_dir():
+        pytest.skip("real clips absent: set KWLESSON_SHARED_DATASETS to the shared datasets folder")
+    paths = sorted(folder.glob("*.wav"))[:5]
+    assert paths, f"no wav files in {folder}"
+    for path in paths:
+        info = describe_wav(path)
+        assert (info["rate"], info["channels"], info["subtype"]) == (16000, 1, "PCM_16")
+        x = read_wav(path, clip_samples=SAMPLE_RATE)
+        assert x.shape == (SAMPLE_RATE,) and x.dtype == np.float32
+        assert 0 < np.abs(x).max() <= 1.0  # a spoken word, not silence

@@ -328,3 +328,22 @@ def test_feature_layer_in_a_model_saves_and_reloads(tmp_path):
     np.testing.assert_allclose(again(x).numpy(), expected, rtol=1e-5)
     assert FeatureLayer().settings == FeatureSettings()
     assert FeatureLayer({"preprocess": "log_mel"}).settings.preprocess == "log_mel"
+
+
+@pytest.mark.real_data
+def test_real_yes_clip_gives_finite_features_with_speech_in_them():
+    from kwlesson.audio import read_wav
+    from kwlesson.config import shared_datasets_dir
+
+    root = shared_datasets_dir()
+    folder = root / "speech_commands_test_set_v0.02_dev" / "yes" if root else None
+    if folder is None or not folder.is_dir():
+        pytest.skip("real clips absent: set KWLESSON_SHARED_DATASETS to the shared datasets folder")
+    x = read_wav(sorted(folder.glob("*.wav"))[0], clip_samples=SR)
+    for p in PREPROCESS_CHOICES:
+        s = FeatureSettings(preprocess=p)
+        f = compute_features(x, s).numpy()
+        assert f.shape == s.shape and np.isfinite(f).all(), p
+    # A word is louder than the quietest part of its clip by a wide margin (> 20 dB in power).
+    frame_power = power_spectrogram(x, FeatureSettings()).numpy().sum(axis=1)
+    assert frame_power.max() > 100 * np.percentile(frame_power, 5)
