@@ -154,7 +154,7 @@ def read_wav(
 
     Raises AudioError ("<path>: <problem>") for a missing, empty, truncated or non-audio file.
 
-    >>> read_wav("speech_commands/yes/0a7c2a8d_nohash_0.wav", clip_samples=16000).shape  # doctest: +SKIP
+    >>> read_wav("yes/0a7c2a8d_nohash_0.wav", clip_samples=16000).shape  # doctest: +SKIP
     (16000,)
     """
     p, snd = _open_checked(path)

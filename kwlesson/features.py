@@ -99,7 +99,8 @@ class FeatureSettings:
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_CHOICES:
             raise ValueError(
-                f"preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, not {self.preprocess!r}"
+                f"preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, "
+                f"not {self.preprocess!r}"
             )
         for name in ("sample_rate", "clip_duration_ms", "window_size_ms", "feature_bin_count"):
             if not getattr(self, name) > 0:
@@ -166,7 +167,7 @@ class FeatureSettings:
 
     @property
     def average_window_width(self) -> int:
-        """FFT bins averaged into one 'average' feature bin (6 for 257 bins into 40); -1 otherwise."""
+        """FFT bins averaged into one 'average' bin (6 for 257 into 40); -1 for other preprocesses."""
         if self.preprocess != "average":
             return -1
         return _average_window_width(self)

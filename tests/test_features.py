@@ -1,4 +1,4 @@
-"""Tests for kwlesson.features: shapes as the reference, tones where they belong, librosa agreement."""
+"""Tests for kwlesson.features: reference shapes, tones where they belong, librosa agreement."""
 
 from __future__ import annotations
 
