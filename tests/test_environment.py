@@ -1,0 +1,84 @@
+"""pyproject.toml (pip) and environment.yml (conda) must install the same packages."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# conda-forge names that differ from the PyPI ones.
+CONDA_TO_PYPI = {"soxr-python": "soxr"}
+NOT_PACKAGES = {"python", "pip"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    """'tensorflow>=2.18,<3  # comment' -> ('tensorflow', '<3,>=2.18')."""
+    requirement = requirement.split("#", 1)[0].strip()
+    match = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    assert match, f"cannot read requirement {requirement!r}"
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    spec = ",".join(sorted(part.strip() for part in match.group(2).split(",") if part.strip()))
+    return name, spec
+
+
+def pyproject_requirements() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(_split(r) for r in project["dependencies"])
+
+
+def environment_requirements() -> dict[str, str]:
+    """Read environment.yml's conda and pip lists (a plain parser: the file is ours and simple)."""
+    found: dict[str, str] = {}
+    in_deps = False
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        if line.startswith("dependencies:"):
+            in_deps = True
+            continue
+        if not in_deps or not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = line.strip()
+        if not item.startswith("- "):
+            continue
+        item = item[2:].strip()
+        if item.endswith(":") or item.startswith("-e "):  # "- pip:" header, the package itself
+            continue
+        name, spec = _split(item.replace("=", "==", 1) if re.match(r"^python=\d", item) else item)
+        name = CONDA_TO_PYPI.get(name, name)
+        if name not in NOT_PACKAGES:
+            found[name] = spec
+    return found
+
+
+def test_environment_yml_matches_pyproject():
+    pip_side, conda_side = pyproject_requirements(), environment_requirements()
+    assert sorted(conda_side) == sorted(pip_side), (
+        f"only in environment.yml: {sorted(set(conda_side) - set(pip_side))}; "
+        f"only in pyproject.toml: {sorted(set(pip_side) - set(conda_side))}"
+    )
+    differing = {n: (pip_side[n], conda_side[n]) for n in pip_side if pip_side[n] != conda_side[n]}
+    assert not differing, f"version ranges differ (pyproject, environment.yml): {differing}"
+
+
+def test_no_pytorch_anywhere():
+    assert "torch" not in pyproject_requirements()
+    assert "torch" not in environment_requirements()
+
+
+def test_python_version_agrees():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "3.11" in project["requires-python"]
+    assert re.search(r"^\s*- python=3\.11\s*$", (ROOT / "environment.yml").read_text(), re.M)
+
+
+@pytest.mark.parametrize("module", ["tensorflow", "keras", "librosa", "soundfile", "soxr",
+                                    "espeakng_loader", "ai_edge_litert", "tqdm", "ipywidgets"])
+def test_dependency_imports(module):
+    __import__(module)
+
+
+def test_keras_is_version_3():
+    import keras
+
+    assert int(keras.__version__.split(".")[0]) == 3
