@@ -130,9 +130,9 @@ class TrainConfig:
     start_checkpoint: str = _opt("", "If specified, restore this pretrained model before any "
                                  "training (a checkpoint prefix, or a train_dir to take its "
                                  "latest checkpoint).")
-    validation_percentage: float = _opt(10, "What percentage of wavs to use as a validation "
+    validation_percentage: float = _opt(10.0, "What percentage of wavs to use as a validation "
                                         "set.")
-    testing_percentage: float = _opt(10, "What percentage of wavs to use as a test set.")
+    testing_percentage: float = _opt(10.0, "What percentage of wavs to use as a test set.")
     optimizer: str = _opt("gradient_descent", "Optimizer (gradient_descent, momentum or adam).",
                           choices=OPTIMIZER_CHOICES)
     check_nans: bool = _opt(False, "Whether to check for invalid numbers during processing.")
@@ -269,17 +269,17 @@ class PiecewiseRate(tf.keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, schedule: Sequence[tuple[int, float]]) -> None:
         self.schedule = [(int(n), float(r)) for n, r in schedule]
         self._ends = np.cumsum([n for n, _ in self.schedule]).astype(np.int64)
-        self._rates = np.array([r for _, r in self.schedule], np.float32)
+        self._rates = [r for _, r in self.schedule]
 
     def rate_at_step(self, step: int) -> float:
         """Rate used by training step ``step`` (1-based, as the seed's log lines count)."""
         i = min(int(np.sum(self._ends < step)), len(self._rates) - 1)
-        return float(self._rates[i])
+        return self._rates[i]
 
     def __call__(self, iterations: Any) -> tf.Tensor:
         step = tf.cast(iterations, tf.int64) + 1
         i = tf.minimum(tf.reduce_sum(tf.cast(self._ends < step, tf.int32)), len(self._rates) - 1)
-        return tf.gather(tf.constant(self._rates), i)
+        return tf.gather(tf.constant(self._rates, tf.float32), i)
 
     def get_config(self) -> dict[str, Any]:
         return {"schedule": self.schedule}
@@ -374,8 +374,11 @@ class TextProgress(TrainingObserver):
     last step) with speed and time left, every validation line and confusion matrix, every
     checkpoint and the final test accuracy. Used when :func:`train` gets no observer.
 
-    >>> TextProgress(every_seconds=10.0)  # doctest: +ELLIPSIS
-    <kwlesson.training.TextProgress object at ...>
+    >>> import io
+    >>> log = io.StringIO()
+    >>> TextProgress(stream=log).on_checkpoint(100, "/tmp/speech_commands_train/conv.ckpt-100")
+    >>> print(log.getvalue(), end="")
+    Saving to "/tmp/speech_commands_train/conv.ckpt-100"
     """
 
     def __init__(self, every_seconds: float = 5.0, stream: TextIO | None = None,
@@ -483,14 +486,18 @@ def step_line(step: int, metrics: dict[str, float]) -> str:
 
 
 def validation_line(step: int, accuracy: float, n: int) -> str:
-    """>>> validation_line(400, 0.263, 3093)
+    """The seed's validation line.
+
+    >>> validation_line(400, 0.263, 3093)
     'Step 400: Validation accuracy = 26.3% (N=3093)'
     """
     return f"Step {step}: Validation accuracy = {accuracy * 100:.1f}% (N={n})"
 
 
 def test_line(accuracy: float, n: int) -> str:
-    """>>> test_line(0.891, 4890)
+    """The seed's final line.
+
+    >>> test_line(0.891, 4890)
     'Final test accuracy = 89.1% (N=4890)'
     """
     return f"Final test accuracy = {accuracy * 100:.1f}% (N={n})"

@@ -1,0 +1,484 @@
+"""Tests for kwlesson.training on a tiny generated corpus (tones per word, in tmp_path).
+
+Every run here is a few dozen steps of tiny_conv at batch 20, so the file stays well under a
+minute and a half on two shared cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from kwlesson.audio import write_wav  # noqa: E402
+from kwlesson.data import SpeechCommands  # noqa: E402
+from kwlesson.training import (  # noqa: E402
+    PiecewiseRate,
+    TextProgress,
+    TrainConfig,
+    TrainingObserver,
+    checkpoint_prefix,
+    confusion_image,
+    format_confusion,
+    latest_checkpoint,
+    load_trained,
+    make_optimizer,
+    parse_schedule,
+    read_run_files,
+    train,
+)
+
+WORDS = ("yes", "no", "up")
+OTHERS = ("cat", "dog")  # folders that become _unknown_
+
+
+def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
+    """One folder per word: a gliding tone whose pitch names the word, at a random time."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    for k, word in enumerate(WORDS + OTHERS):
+        (root / word).mkdir(parents=True)
+        for i in range(per_word):
+            f = 300.0 * (k + 1) * (1 + 0.05 * rng.standard_normal())
+            on = int(rng.integers(1000, 5000))
+            off = on + int(rng.integers(6000, 9000))
+            env = np.zeros(16000)
+            env[on:off] = np.hanning(off - on)
+            x = 0.4 * env * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(16000)
+            # Speaker-style names so the reference's hash split applies.
+            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_{i % 2}.wav", x.astype(np.float32))
+    (root / "_background_noise_").mkdir()
+    noise = (0.3 * rng.standard_normal(3 * 16000)).clip(-1, 1).astype(np.float32)
+    write_wav(root / "_background_noise_" / "white_noise.wav", noise)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def config_for(corpus: Path, run_dir: Path, **changes) -> TrainConfig:
+    cfg = TrainConfig(
+        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
+        how_many_training_steps="20,10", learning_rate="0.01,0.002", batch_size=20,
+        eval_step_interval=10, save_step_interval=10, optimizer="adam",
+        train_dir=str(run_dir / "train"), summaries_dir=str(run_dir / "logs"), verbosity="warn",
+        seed=7)
+    return dataclasses.replace(cfg, **changes)
+
+
+class Recorder(TrainingObserver):
+    """Keeps everything train() reports; optionally asks to stop or raises Ctrl-C at a step."""
+
+    def __init__(self, stop_at: int | None = None, interrupt_at: int | None = None) -> None:
+        self.steps, self.evals, self.checkpoints, self.tests = [], [], [], []
+        self.begin = self.end = None
+        self.stop_at, self.interrupt_at = stop_at, interrupt_at
+
+    def on_train_begin(self, info):
+        self.begin = info
+
+    def on_step(self, step, metrics):
+        self.steps.append((step, dict(metrics)))
+        if step == self.interrupt_at:
+            raise KeyboardInterrupt
+
+    def on_eval(self, step, accuracy, confusion, labels):
+        self.evals.append((step, accuracy, confusion.copy()))
+
+    def on_checkpoint(self, step, path):
+        self.checkpoints.append((step, path))
+
+    def on_test(self, accuracy, confusion, labels):
+        self.tests.append((accuracy, confusion))
+
+    def on_train_end(self, result):
+        self.end = result
+
+    def should_stop(self):
+        return self.stop_at is not None and bool(self.steps) and self.steps[-1][0] >= self.stop_at
+
+
+def weights(model) -> list[np.ndarray]:
+    return [np.asarray(v) for v in model.variables]
+
+
+@pytest.fixture(scope="module")
+def full_run(corpus, tmp_path_factory):
+    """One uninterrupted 30-step run that several tests look at."""
+    run_dir = tmp_path_factory.mktemp("full")
+    rec = Recorder()
+    text = io.StringIO()
+    result = train(config_for(corpus, run_dir),
+                   [rec, TextProgress(every_seconds=0, stream=text)])
+    return result, rec, text.getvalue(), run_dir
+
+
+# -- schedule and config ----------------------------------------------------------------------
+
+def test_parse_schedule_pairs_steps_and_rates():
+    assert parse_schedule("15000,3000", "0.001,0.0001") == [(15000, 0.001), (3000, 0.0001)]
+    assert parse_schedule("100", "0.01") == [(100, 0.01)]
+
+
+@pytest.mark.parametrize("steps, rates, match", [
+    ("15000,3000", "0.001", r"same number of elements: 2 step counts .* but 1 learning rates"),
+    ("15000", "0.001,0.0001", r"1 step counts .* but 2 learning rates"),
+    ("15000,x", "0.001,0.0001", r"how_many_training_steps must be comma-separated numbers"),
+    ("100", "fast", r"learning_rate must be comma-separated numbers"),
+    ("0", "0.1", r"positive"),
+    ("10", "-0.1", r"positive"),
+])
+def test_parse_schedule_rejects_bad_input(steps, rates, match):
+    with pytest.raises(ValueError, match=match):
+        parse_schedule(steps, rates)
+
+
+def test_piecewise_rate_switches_after_each_phase_like_the_seed():
+    rate = PiecewiseRate([(3, 0.1), (2, 0.01)])
+    # Step numbers are 1-based as in the seed's log: steps 1-3 use 0.1, steps 4-5 use 0.01,
+    # and the last rate stays if training goes on.
+    assert [rate.rate_at_step(s) for s in range(1, 8)] == [0.1] * 3 + [0.01] * 4
+    # The optimizer asks with its 0-based update count.
+    from_tensor = [float(rate(tf.constant(i))) for i in range(7)]
+    np.testing.assert_allclose(from_tensor, [0.1] * 3 + [0.01] * 4, rtol=1e-6)
+
+
+def test_train_config_has_the_seed_flags_and_defaults():
+    cfg = TrainConfig()
+    seed_defaults = {
+        "data_dir": "/tmp/speech_dataset/",
+        "wanted_words": "yes,no,up,down,left,right,on,off,stop,go",
+        "model_architecture": "conv", "how_many_training_steps": "15000,3000",
+        "learning_rate": "0.001,0.0001", "batch_size": 100, "silence_percentage": 10.0,
+        "unknown_percentage": 10.0, "background_volume": 0.1, "background_frequency": 0.8,
+        "time_shift_ms": 100.0, "sample_rate": 16000, "clip_duration_ms": 1000,
+        "window_size_ms": 30.0, "window_stride_ms": 10.0, "feature_bin_count": 40,
+        "preprocess": "mfcc", "eval_step_interval": 400, "save_step_interval": 100,
+        "train_dir": "/tmp/speech_commands_train", "summaries_dir": "/tmp/retrain_logs",
+        "start_checkpoint": "", "validation_percentage": 10, "testing_percentage": 10,
+        "optimizer": "gradient_descent", "check_nans": False, "verbosity": "info",
+    }
+    for name, value in seed_defaults.items():
+        assert getattr(cfg, name) == value, name
+    assert cfg.distribute == "none"
+    assert cfg.total_steps() == 18000
+    assert cfg.feature_settings().shape == (98, 40)
+    for f in dataclasses.fields(TrainConfig):  # the CLI builds its flags from these
+        assert f.metadata.get("help"), f"{f.name} has no help text"
+    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="unknown training settings: colour"):
+        TrainConfig.from_dict({"colour": "blue"})
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"optimizer": "rmsprop"}, "optimizer must be one of gradient_descent, momentum, adam"),
+    ({"distribute": "tpu"}, "distribute must be one of"),
+    ({"model_architecture": "huge"}, "model_architecture must be one of"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"learning_rate": "0.1"}, "same number of elements"),
+    ({"preprocess": "wavelet"}, "preprocess must be one of"),
+])
+def test_train_rejects_bad_config_before_any_work(tmp_path, change, match):
+    cfg = dataclasses.replace(TrainConfig(data_dir=str(tmp_path / "nowhere"),
+                                          train_dir=str(tmp_path / "t")), **change)
+    with pytest.raises(ValueError, match=match):
+        train(cfg)
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("name, cls, momentum", [
+    ("gradient_descent", "SGD", 0.0), ("momentum", "SGD", 0.9), ("adam", "Adam", None)])
+def test_make_optimizer_follows_the_reference_choices(name, cls, momentum):
+    opt = make_optimizer(name, [(10, 0.1)])
+    assert type(opt).__name__ == cls
+    if momentum is not None:
+        assert opt.momentum == momentum
+
+
+# -- confusion matrix -------------------------------------------------------------------------
+
+def test_format_confusion_prints_numpy_rows():
+    m = np.array([[258, 0, 0], [7, 6, 26], [10, 1, 107]])
+    assert format_confusion(m) == "[[258   0   0]\n [  7   6  26]\n [ 10   1 107]]"
+    big = np.arange(144).reshape(12, 12) * 100  # wide rows are never wrapped
+    assert len(format_confusion(big).splitlines()) == 12
+
+
+def test_confusion_image_is_a_uint8_heatmap_by_row_share():
+    m = np.array([[9, 1, 0], [0, 0, 0], [5, 0, 5]])
+    img = confusion_image(m, cell=6)
+    assert img.shape == (1, 19, 19, 3) and img.dtype == np.uint8
+    centre = lambda i, j: img[0, i * 6 + 3, j * 6 + 3]  # noqa: E731
+    assert centre(0, 0).sum() < centre(0, 1).sum() < centre(0, 2).sum()  # 90% darker than 10%
+    assert (centre(1, 1) == 255).all()  # an empty row stays white, no division by zero
+    np.testing.assert_array_equal(centre(2, 0), centre(2, 2))  # same share, same colour
+    with pytest.raises(ValueError, match="square"):
+        confusion_image(np.zeros((2, 3)))
+
+
+# -- a full run -------------------------------------------------------------------------------
+
+def test_full_run_logs_like_the_seed(full_run):
+    result, rec, text, _ = full_run
+    import re
+
+    lines = text.splitlines()
+    assert lines[1].startswith("Step #1: rate 0.010000, accuracy ")
+    assert any(line.startswith("Step #21: rate 0.002000, ") for line in lines)
+    step_re = re.compile(r"^Step #\d+: rate \d+\.\d{6}, accuracy \d+\.\d%, cross entropy "
+                         r"\d+\.\d{6} \[\d+/30, [\d.]+ steps/s, \d+:\d\d left\]$")
+    assert sum(bool(step_re.match(line)) for line in lines) == 30
+    assert re.search(r"^Step 10: Validation accuracy = \d+\.\d% \(N=\d+\)$", text, re.M)
+    assert re.search(r"^Final test accuracy = \d+\.\d% \(N=\d+\)$", text, re.M)
+    ckpt = Path(result.train_dir) / "tiny_conv.ckpt-10"
+    assert f'Saving to "{ckpt}"' in lines
+    # The confusion matrix follows "Confusion Matrix:" as numpy prints it, 5 x 5 here.
+    i = lines.index("Confusion Matrix:")
+    assert lines[i + 1].startswith(" [[") and lines[i + 5].endswith("]]")
+
+
+def test_full_run_reports_to_observers(full_run):
+    result, rec, _, _ = full_run
+    assert [s for s, _ in rec.steps] == list(range(1, 31))
+    m = rec.steps[0][1]
+    assert set(m) >= {"rate", "accuracy", "cross_entropy", "total_steps", "elapsed",
+                      "steps_per_second"}
+    assert [s for s, _, _ in rec.evals] == [10, 20, 30]
+    assert [s for s, _ in rec.checkpoints] == [10, 20, 30]
+    assert rec.begin["start_step"] == 0 and rec.begin["total_steps"] == 30
+    assert rec.begin["labels"] == ["_silence_", "_unknown_", *WORDS]
+    assert rec.end is result and len(rec.tests) == 1
+    # Rows are truth, columns predictions: each row sums to that label's validation count.
+    data = SpeechCommands(result.config.data_dir, WORDS, seed=result.config.seed,
+                          progress=False)
+    counts = data.counts("validation")
+    np.testing.assert_array_equal(rec.evals[-1][2].sum(axis=1), list(counts.values()))
+
+
+def test_full_run_learns_and_returns_what_it_promises(full_run):
+    result, rec, _, _ = full_run
+    assert not result.stopped and result.step == 30
+    assert result.labels == ["_silence_", "_unknown_", *WORDS]
+    assert result.checkpoint_path == str(Path(result.train_dir) / "tiny_conv.ckpt-30")
+    # Tones are easy: well above the 20% of guessing among five labels.
+    assert result.test_accuracy > 0.6
+    assert result.test_confusion.shape == (5, 5)
+    assert result.test_accuracy == pytest.approx(
+        np.trace(result.test_confusion) / result.test_confusion.sum())
+    assert result.validation[-1][0] == 30
+    losses = [m["cross_entropy"] for _, m in rec.steps]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_full_run_writes_the_seed_files(full_run):
+    result, _, _, run_dir = full_run
+    d = Path(result.train_dir)
+    assert (d / "tiny_conv_labels.txt").read_text().splitlines() == result.labels
+    doc = json.loads((d / "tiny_conv_config.json").read_text())
+    assert doc["labels"] == result.labels and doc["input_shape"] == [98, 40]
+    cfg, settings, labels = read_run_files(result.checkpoint_path)
+    assert cfg == result.config and settings == result.settings and labels == result.labels
+    for step in (10, 20, 30):
+        assert (d / f"tiny_conv.ckpt-{step}.index").exists()
+    assert tf.train.latest_checkpoint(str(d)) == str(d / "tiny_conv.ckpt-30")
+    assert not [p for p in d.iterdir() if ".tmp" in p.name]  # no half-written files
+
+
+def _events(folder: Path) -> dict[str, list]:
+    from tensorflow.core.util import event_pb2
+
+    tags: dict[str, list] = {}
+    for f in folder.glob("events.out.tfevents.*"):
+        for raw in tf.data.TFRecordDataset(str(f)):
+            event = event_pb2.Event.FromString(raw.numpy())
+            for v in event.summary.value:
+                tags.setdefault(v.tag, []).append((event.step, v))
+    return tags
+
+
+def test_full_run_writes_tensorboard_logs(full_run):
+    _, _, _, run_dir = full_run
+    train_tags = _events(run_dir / "logs" / "train")
+    assert set(train_tags) >= {"cross_entropy", "accuracy", "learning_rate"}
+    assert [s for s, _ in train_tags["learning_rate"]] == list(range(1, 31))
+    rate = {s: tf.make_ndarray(v.tensor) for s, v in train_tags["learning_rate"]}
+    assert rate[20] == pytest.approx(0.01) and rate[21] == pytest.approx(0.002)
+    assert train_tags["accuracy"][0][1].metadata.plugin_data.plugin_name == "scalars"
+    val_tags = _events(run_dir / "logs" / "validation")
+    assert [s for s, _ in val_tags["accuracy"]] == [10, 20, 30]
+    step, image = val_tags["confusion_matrix"][-1]
+    assert image.metadata.plugin_data.plugin_name == "images"
+    width, height, png = tf.make_ndarray(image.tensor)
+    decoded = tf.io.decode_png(png).numpy()
+    assert decoded.shape == (int(height), int(width), 3) == (61, 61, 3)
+
+
+def test_load_trained_rebuilds_the_same_model(full_run):
+    result, _, _, _ = full_run
+    tm = load_trained(result.train_dir)  # a folder: its latest checkpoint
+    assert tm.checkpoint_path == result.checkpoint_path and tm.step == 30
+    assert tm.labels == result.labels and tm.settings == result.settings
+    x = np.random.default_rng(0).standard_normal((4, 98, 40)).astype(np.float32)
+    np.testing.assert_allclose(tm.model(x, training=False), result.model(x, training=False),
+                               rtol=1e-6, atol=1e-6)
+
+
+# -- resume, stop, interrupt, seeds -----------------------------------------------------------
+
+def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path):
+    """Stop at step 13, resume: same weights at step 30 as the uninterrupted run.
+
+    The run crosses the learning-rate boundary after the resume and uses Adam (optimizer
+    state) and dropout (random state), so each of them must be restored. Tolerance: 1e-6
+    absolute; on this CPU the weights agree exactly (deterministic kernels, no threads racing
+    in reductions), the tolerance only allows for other BLAS builds.
+    """
+    result, rec_full, _, _ = full_run
+    cfg = config_for(corpus, tmp_path)
+    first = train(cfg, Recorder(stop_at=13))
+    assert first.stopped and first.step == 13
+    assert first.checkpoint_path.endswith("tiny_conv.ckpt-13")
+    rec = Recorder()
+    second = train(dataclasses.replace(cfg, start_checkpoint=first.checkpoint_path), rec)
+    assert rec.begin["start_step"] == 13 and [s for s, _ in rec.steps] == list(range(14, 31))
+    assert rec.steps[-1][1]["rate"] == pytest.approx(0.002)
+    for a, b in zip(weights(result.model), weights(second.model)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    # Same batches after the resume: the per-step training metrics match too.
+    full = dict(rec_full.steps)
+    for step, m in rec.steps:
+        assert m["cross_entropy"] == pytest.approx(full[step]["cross_entropy"], abs=1e-5)
+    assert second.validation[-1] == pytest.approx(result.validation[-1])
+
+
+def test_same_seed_same_result(corpus, full_run, tmp_path):
+    result, _, _, _ = full_run
+    again = train(config_for(corpus, tmp_path))
+    assert again.validation == result.validation
+    assert again.test_accuracy == result.test_accuracy
+    for a, b in zip(weights(result.model), weights(again.model)):
+        np.testing.assert_array_equal(a, b)
+    a = SpeechCommands(result.config.data_dir, WORDS, seed=7, progress=False)
+    b = SpeechCommands(result.config.data_dir, WORDS, seed=7, progress=False)
+    assert a.index == b.index
+
+
+def test_stop_event_saves_and_still_tests(corpus, tmp_path):
+    stop = threading.Event()
+
+    class SetStop(TrainingObserver):
+        def on_step(self, step, metrics):
+            if step == 4:
+                stop.set()  # as a dashboard's Stop button would, from any thread
+
+    result = train(config_for(corpus, tmp_path), SetStop(), stop=stop)
+    assert result.stopped and result.step == 4
+    assert result.checkpoint_path == checkpoint_prefix(result.train_dir, "tiny_conv", 4)
+    assert latest_checkpoint(result.train_dir, "tiny_conv") == result.checkpoint_path
+    assert result.test_accuracy is not None
+    # A callable works as a stop flag as well.
+    result = train(config_for(corpus, tmp_path / "b"), [], stop=lambda: True)
+    assert result.stopped and result.step == 1
+
+
+def test_keyboard_interrupt_saves_a_checkpoint_then_raises(corpus, tmp_path):
+    cfg = config_for(corpus, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, Recorder(interrupt_at=7))
+    d = Path(cfg.train_dir)
+    assert tf.train.latest_checkpoint(str(d)) == str(d / "tiny_conv.ckpt-7")
+    tm = load_trained(d / "tiny_conv.ckpt-7")
+    assert tm.step == 7
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_one(corpus, tmp_path, monkeypatch):
+    cfg = config_for(corpus, tmp_path, how_many_training_steps="20", learning_rate="0.01")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if str(dst).endswith("ckpt-20.index"):
+            raise OSError("disk full (simulated)")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        train(cfg, [])
+    d = Path(cfg.train_dir)
+    # The pointer still names the last complete checkpoint, which still loads.
+    assert tf.train.latest_checkpoint(str(d)) == str(d / "tiny_conv.ckpt-10")
+    assert latest_checkpoint(d, "tiny_conv") == str(d / "tiny_conv.ckpt-10")
+    assert load_trained(d).step == 10
+
+
+def test_old_checkpoints_are_pruned(corpus, tmp_path):
+    cfg = config_for(corpus, tmp_path, how_many_training_steps="8", learning_rate="0.01",
+                     save_step_interval=2, eval_step_interval=100, max_to_keep=2)
+    train(cfg, [])
+    d = Path(cfg.train_dir)
+    assert sorted(p.name for p in d.glob("*.index")) == ["tiny_conv.ckpt-6.index",
+                                                         "tiny_conv.ckpt-8.index"]
+    pointer = tf.train.get_checkpoint_state(str(d))
+    assert [Path(p).name for p in pointer.all_model_checkpoint_paths] == [
+        "tiny_conv.ckpt-6", "tiny_conv.ckpt-8"]
+
+
+def test_resume_with_other_words_is_a_clear_error(corpus, full_run, tmp_path):
+    result, _, _, _ = full_run
+    cfg = config_for(corpus, tmp_path, wanted_words="yes,no",
+                     start_checkpoint=result.checkpoint_path)
+    with pytest.raises(ValueError, match=r"tiny_conv.ckpt-30: was trained with labels"):
+        train(cfg, [])
+
+
+def test_missing_start_checkpoint_names_the_path(corpus, tmp_path):
+    missing = tmp_path / "nothing" / "conv.ckpt-100"
+    cfg = config_for(corpus, tmp_path, start_checkpoint=str(missing))
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        train(cfg, [])
+
+
+# -- tf.distribute ----------------------------------------------------------------------------
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    from kwlesson.training import TrainConfig, TrainingObserver, train
+    cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
+    class Replicas(TrainingObserver):
+        def on_train_begin(self, info):
+            print("replicas", info["replicas"])
+    r = train(cfg, Replicas())
+    print("result", json.dumps({"step": r.step, "test": r.test_accuracy,
+                                "ckpt": r.checkpoint_path, "val": r.validation}))
+""")
+
+
+def test_mirrored_strategy_on_two_logical_cpus(corpus, tmp_path):
+    # Logical devices must be set before TensorFlow initialises, so this runs in its own process.
+    cfg = config_for(corpus, tmp_path, distribute="mirrored", how_many_training_steps="20",
+                     learning_rate="0.01")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(cfg.to_dict())],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "replicas 2" in proc.stdout
+    out = json.loads(proc.stdout.split("result ", 1)[1])
+    assert out["step"] == 20 and out["ckpt"].endswith("tiny_conv.ckpt-20")
+    assert out["test"] > 0.5
+    assert load_trained(out["ckpt"]).step == 20  # a mirrored checkpoint loads on one device
