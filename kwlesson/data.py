@@ -334,8 +334,9 @@ class SpeechCommands:
     Every clip in the index is decoded once at construction (int16 in memory; with ``cache``
     also in ``data_home()/decoded``, keyed by the file list, sizes and mtimes, so the next run
     starts at once). Files that cannot be read are skipped and listed in :attr:`problems` and in
-    one warning; clips that are too short or too long are padded or trimmed (counted in
-    :attr:`adjusted`).
+    one warning; clips that are too short or too long are padded or trimmed (listed in
+    :attr:`adjusted`). The quotas are counted from file names, as the reference does, before
+    decoding: a split with unreadable wanted-word files gets their share of silence/unknown too.
 
     >>> sc = SpeechCommands("speech_commands_v0.02")  # doctest: +SKIP
     >>> sc.labels[:3], len(sc.index["training"])  # doctest: +SKIP
@@ -632,6 +633,7 @@ class SpeechCommands:
         silence_volume: float = 1.0,
         features: bool = True,
         drop_remainder: bool = False,
+        start_batch: int = 0,
     ) -> tf.data.Dataset:
         """Batches of (features float32 [batch, frames, bins], label indices int32 [batch]).
 
@@ -646,6 +648,8 @@ class SpeechCommands:
         Everything after the in-memory lookup is TensorFlow ops on whole batches, and the
         random numbers come from (seed, batch number): the same seed gives the same batches.
         With ``features=False`` the batches hold audio [batch, samples] instead.
+        ``start_batch=k`` starts with the batch that would come k-th (0-based), without computing
+        the ones before it: a resumed training run sees the batches the uninterrupted run saw.
 
         >>> ds = sc.dataset("training", FeatureSettings(), batch_size=100, seed=1)  # doctest: +SKIP
         """
@@ -679,17 +683,25 @@ class SpeechCommands:
         bg_room = tf.constant(np.maximum(self._bg_lengths - samples, 1))
 
         table = tuple(tf.constant(t) for t in (rows, labels, synthetic, bg_pos, bg_vol))
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, not {start_batch}")
+        # Where batch start_batch begins in the endless stream of entries: (epoch, position).
+        first_epoch, skip = divmod(start_batch * batch_size, n) if repeat else (0, 0)
         if shuffle:
             # A fresh permutation per epoch, drawn from (seed, epoch): repeatable, and each epoch
             # differs. Only indices flow through tf.data; the audio is looked up per batch.
-            epochs = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+            epochs = (tf.data.Dataset.counter(start=first_epoch) if repeat
+                      else tf.data.Dataset.range(1))
             ds = epochs.flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
                 tf.argsort(tf.random.stateless_uniform(
                     [n], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))))
         else:
             ds = tf.data.Dataset.range(n)
             ds = ds.repeat() if repeat else ds
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder).enumerate()
+        ds = ds.skip(skip)
+        if not repeat and start_batch:
+            ds = ds.skip(start_batch * batch_size)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder).enumerate(start=start_batch)
 
         n_bg = len(self.background)
         need_noise = use_background or bool(bg_vol.any())
@@ -818,6 +830,7 @@ def info(
         problems.append(f"{data_dir / BACKGROUND_NOISE_DIR_NAME}: folder missing; "
                         "no background noise can be mixed in")
     rates = Counter(d["rate"] for d in described.values())
+    formats = Counter(f"{d['subtype']} {d['channels']} ch" for d in described.values())
     return {
         "data_dir": os.fspath(data_dir),
         "validation_percentage": validation_percentage,
@@ -827,6 +840,7 @@ def info(
         "splits": {s: split_totals.get(s, 0) for s in ("training", "validation", "testing")},
         "speakers": len(speakers_all),
         "sample_rates": dict(sorted(rates.items())),
+        "formats": dict(sorted(formats.items())),
         "duration_s": _stats([d["duration_s"] for d in described.values()]),
         "background": bg,
         "problems": problems,
@@ -865,6 +879,8 @@ def format_info(report: dict, max_problems: int = 30) -> str:
     lines.append("")
     rates = ", ".join(f"{r} Hz: {n}" for r, n in report["sample_rates"].items()) or "-"
     lines.append(f"  sample rates: {rates}")
+    formats = ", ".join(f"{f}: {n}" for f, n in report.get("formats", {}).items()) or "-"
+    lines.append(f"  sample formats: {formats}")
     if report["background"]:
         bg = ", ".join(f"{Path(b['path']).name} ({b['duration_s']:.0f} s)"
                        for b in report["background"])

@@ -422,3 +422,16 @@ def test_dev_set_info():
     for word, w in at_ten["words"].items():
         if word != D.SILENCE_LABEL:
             assert w["splits"]["testing"] == w["clips"], word
+
+
+def test_start_batch_resumes_the_same_stream(sc):
+    n = len(sc.index["training"])
+    b = 7 if n % 7 else 9  # batches that straddle epoch boundaries
+    full = [x for _, x in zip(range(2 * n // b + 4), sc.dataset(
+        "training", batch_size=b, seed=5, features=False, drop_remainder=True))]
+    k = n // b + 1  # a batch in the second epoch
+    resumed = [x for _, x in zip(range(3), sc.dataset(
+        "training", batch_size=b, seed=5, features=False, drop_remainder=True, start_batch=k))]
+    for (x1, y1), (x2, y2) in zip(full[k:k + 3], resumed):
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
