@@ -165,7 +165,9 @@ def _split_name(path: str | os.PathLike) -> str:
     return p.name
 
 
-def split_of(path: str | os.PathLike, validation_percentage: float, testing_percentage: float) -> str:
+def split_of(
+    path: str | os.PathLike, validation_percentage: float, testing_percentage: float
+) -> str:
     """The split of a clip inside a data folder: :func:`which_set` on its speaker-keyed name.
 
     >>> split_of("t/_unknown_/backward_ab00c4b2_nohash_0.wav", 10, 10)
@@ -272,7 +274,8 @@ def _decode_all(
     if cache and paths:
         from kwlesson.config import data_home
 
-        cache_file = data_home() / "decoded" / f"clips-{_cache_key(paths, samples, sample_rate)}.npz"
+        key = _cache_key(paths, samples, sample_rate)
+        cache_file = data_home() / "decoded" / f"clips-{key}.npz"
         if cache_file.exists():
             try:
                 with np.load(cache_file, allow_pickle=False) as z:
@@ -570,7 +573,8 @@ class SpeechCommands:
             lines.append(f"  {s:<10} {len(self.index[s]):>6} clips ({synth} synthetic silence)")
         lines.append(f"  background {len(self.background)} clip(s)")
         if self.adjusted:
-            lines.append(f"  {len(self.adjusted)} clip(s) padded, trimmed or silent (see .adjusted)")
+            lines.append(f"  {len(self.adjusted)} clip(s) padded, trimmed or silent "
+                         "(see .adjusted)")
         if self.problems:
             lines.append(f"  {len(self.problems)} problem(s) (see .problems)")
         return "\n".join(lines)
@@ -610,7 +614,8 @@ class SpeechCommands:
         return (np.concatenate(feats) if feats else np.zeros(shape, np.float32)), labels
 
     def _check_settings(self, settings: FeatureSettings) -> None:
-        if settings.desired_samples != self.desired_samples or settings.sample_rate != self.sample_rate:
+        if (settings.desired_samples, settings.sample_rate) != (self.desired_samples,
+                                                                 self.sample_rate):
             raise ValueError(
                 f"feature settings want {settings.desired_samples} samples at "
                 f"{settings.sample_rate} Hz, but this data set was loaded as "
@@ -639,7 +644,8 @@ class SpeechCommands:
 
         Defaults follow the seed's train.py: the training split is shuffled, repeated forever and
         augmented; other splits are read once, in order, unchanged. Augmentation, as the
-        reference: a random time shift in [-time_shift_ms, +time_shift_ms] with zero padding;
+        reference: a random time shift in [-time_shift_ms, +time_shift_ms] with zero padding
+        (the reference draws from [-t, t - 1 sample]; we make it symmetric);
         background noise (a random excerpt of a random ``_background_noise_`` clip) mixed into a
         ``background_frequency`` fraction of clips at a volume uniform in [0, background_volume);
         synthetic silence always gets background at a volume uniform in [0, silence_volume)
@@ -861,7 +867,8 @@ def format_info(report: dict, max_problems: int = 30) -> str:
     """
     lines = [f"{report['data_dir']}",
              f"  {report['clips']} readable clips, {len(report['words'])} word folders, "
-             f"{report['speakers']} speakers, {report['duration_s']['total'] / 60:.1f} min of audio",
+             f"{report['speakers']} speakers, "
+             f"{report['duration_s']['total'] / 60:.1f} min of audio",
              f"  split by name hash (validation {report['validation_percentage']:g}%, "
              f"testing {report['testing_percentage']:g}%)", ""]
     header = f"  {'word':<16}{'clips':>7}{'train':>7}{'valid':>7}{'test':>7}{'speakers':>10}" \
