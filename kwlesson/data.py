@@ -509,8 +509,9 @@ class SpeechCommands:
                 continue
             self.background.append(x)
             self.background_paths.append(p)
-        if not self.background:
-            has_synthetic = any(c.path is None for s in SPLITS for c in self.index[s])
+        has_synthetic = any(c.path is None for s in SPLITS for c in self.index[s])
+        # Only worth a warning when noise would be used: synthetic silence or training clips.
+        if not self.background and (has_synthetic or self.index["training"]):
             reason = "folder missing" if not bg_dir.is_dir() else "no usable clips in it"
             self.problems.append(
                 f"{bg_dir}: {reason}; no background noise is mixed in"

@@ -195,3 +195,14 @@ def test_info_reports_every_problem_without_crashing(bad_dir):
     text = D.format_info(report)
     assert "empty_nohash_0.wav" in text and "my clip" not in problems
     assert "PCM_U8 1 ch: 1" in text and "PCM_16 2 ch: 1" in text
+
+
+def test_missing_background_is_not_a_problem_for_a_pure_test_folder(tmp_path):
+    # Every clip hashes to testing at 0/100 and no synthetic silence is added: noise is unused.
+    for s in SPEAKERS:
+        _write(tmp_path / "yes" / f"{s}_nohash_0.wav", _tone(1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", D.DataWarning)
+        sc = D.SpeechCommands(tmp_path, ["yes"], validation_percentage=0, testing_percentage=100,
+                              silence_percentage=None, cache=False)
+    assert sc.problems == [] and len(sc.index["testing"]) == len(SPEAKERS)
