@@ -1,0 +1,1131 @@
+"""Listening to a stream: slide a one-second window over long audio and report keywords.
+
+A model trained on 1 s clips hears a stream as a sequence of overlapping clips: one every
+``clip_stride_ms`` (30 ms), each scored by the model. :class:`RecognizeCommands` (the reference
+speech-commands example's ``recognize_commands.py`` / ``.cc``, the same logic as its Android
+and Raspberry Pi apps) averages those scores over time and reports a keyword when it is
+confident and has not just reported another one.
+
+To measure how well that works, :func:`generate_streaming_test` writes a long wav of test-split
+words over background noise with a ground-truth file (the reference's
+``generate_streaming_test_wav.py``), and :func:`test_streaming_accuracy` runs a model over it
+and counts matched, correct, wrong and false-positive detections as the reference's
+``test_streaming_accuracy.cc`` does.
+
+Speed: the windows overlap by 97%, and the features of a window are its 10 ms frames, so for a
+Keras model the features of the whole stream are computed once and every window takes its 98
+frames from them (exactly what per-window features give). A model that takes raw audio
+(e.g. a LiteRT ``.tflite`` file) is called on batches of windows instead.
+
+Introduced in notebook 06.
+
+>>> from kwlesson.streaming import load_stream_model, recognize_stream  # doctest: +SKIP
+>>> model = load_stream_model("/tmp/speech_commands_train/tiny_conv.ckpt-400")  # doctest: +SKIP
+>>> recognize_stream("streaming_test.wav", model)[:2]  # doctest: +SKIP
+[Detection(time_ms=1290, label='yes', score=0.91), Detection(time_ms=4380, ...)]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, TextIO
+
+import numpy as np
+
+from kwlesson.audio import SAMPLE_RATE, AudioError, describe_wav, read_wav, write_wav
+
+if TYPE_CHECKING:  # TensorFlow loads only when a Keras model is used
+    from kwlesson.data import SpeechCommands
+    from kwlesson.features import FeatureSettings
+
+__all__ = [
+    "SILENCE_LABEL",
+    "UNKNOWN_LABEL",
+    "Recognition",
+    "RecognizeCommands",
+    "Detection",
+    "StreamModel",
+    "keras_stream_model",
+    "trained_stream_model",
+    "tflite_stream_model",
+    "load_stream_model",
+    "read_labels_file",
+    "stream_scores",
+    "recognize_scores",
+    "recognize_stream",
+    "StreamingTest",
+    "generate_streaming_test",
+    "read_ground_truth",
+    "StreamingAccuracyStats",
+    "calculate_accuracy_stats",
+    "StreamingAccuracyResult",
+    "test_streaming_accuracy",
+    "main_generate_streaming_test",
+    "main_test_streaming_accuracy",
+]
+
+# Same strings as kwlesson.data (not imported from there: data pulls in more than we need here).
+SILENCE_LABEL = "_silence_"
+UNKNOWN_LABEL = "_unknown_"
+
+
+# --------------------------------------------------------------------------------------------
+# RecognizeCommands: the reference's smoothing, threshold and suppression
+
+
+class Recognition(NamedTuple):
+    """What :meth:`RecognizeCommands.process_latest_result` returns (unpacks as a 3-tuple)."""
+
+    found_command: str
+    score: float
+    is_new_command: bool
+
+
+class RecognizeCommands:
+    """Turn a stream of per-window scores into keyword events, as the reference does.
+
+    For each new result (scores of all labels for the window starting at ``current_time_ms``):
+
+    1. keep the results of the last ``average_window_duration_ms`` (older ones are dropped);
+    2. with fewer than ``minimum_count`` results, or results spanning less than a quarter of the
+       averaging window, answer the previous top label with score 0 and no new command;
+    3. otherwise average the scores per label; the top label is *new* when its average is above
+       ``detection_threshold``, it differs from the previous top label, and more than
+       ``suppression_ms`` have passed since that previous top label was reported. A new top label
+       becomes the "previous top label" from then on.
+
+    As in the reference, the previous top label starts as ``_silence_``, and after ``_silence_``
+    no suppression applies: ``_silence_`` itself can become the new top label (which is how the
+    recognizer re-arms for the next word), so callers that want keywords ignore new commands
+    labelled ``_silence_`` (:func:`recognize_scores` does, as the reference's streaming test).
+    A top label equal to the previous one is never new, however long ago it was reported.
+    Ties go to the label listed first.
+
+    One deliberate difference: the reference only refuses a time earlier than the *oldest*
+    result it still keeps; here a time earlier than the *latest* result is refused too, since
+    either way the results were not fed in time order. Equal times are allowed.
+
+    The defaults are the reference class's (``recognize_commands.h``).
+
+    >>> rc = RecognizeCommands(["_silence_", "yes", "no"])
+    >>> [rc.process_latest_result([0.0, 1.0, 0.0], t).is_new_command for t in range(0, 400, 100)]
+    [False, False, False, True]
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        average_window_duration_ms: float = 1000,
+        detection_threshold: float = 0.2,
+        suppression_ms: float = 1500,
+        minimum_count: int = 3,
+    ) -> None:
+        self.labels = list(labels)
+        if not self.labels:
+            raise ValueError("RecognizeCommands needs at least one label")
+        if average_window_duration_ms < 0 or suppression_ms < 0 or minimum_count < 0:
+            raise ValueError(
+                "average_window_duration_ms, suppression_ms and minimum_count must be >= 0, got "
+                f"{average_window_duration_ms}, {suppression_ms}, {minimum_count}")
+        self.average_window_duration_ms = average_window_duration_ms
+        self.detection_threshold = detection_threshold
+        self.suppression_ms = suppression_ms
+        self.minimum_count = minimum_count
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every result, as a fresh recognizer (e.g. before a new stream)."""
+        self._previous_results: deque[tuple[float, np.ndarray]] = deque()
+        self._previous_top_label = SILENCE_LABEL
+        self._previous_top_time = -math.inf
+
+    @property
+    def previous_top_label(self) -> str:
+        """The last label reported as a new command (``_silence_`` at the start)."""
+        return self._previous_top_label
+
+    def process_latest_result(self, latest_results: Any, current_time_ms: float) -> Recognition:
+        """Add the scores of the window starting at ``current_time_ms``; return
+        ``(found_command, score, is_new_command)``.
+
+        Raises ValueError when the scores do not have one value per label, or when time goes
+        backwards.
+
+        >>> rc = RecognizeCommands(["_silence_", "a", "b"])
+        >>> rc.process_latest_result([1.0, 0.0, 0.0], 0)
+        Recognition(found_command='_silence_', score=0.0, is_new_command=False)
+        """
+        scores = np.asarray(latest_results, dtype=np.float64).reshape(-1)
+        if scores.shape[0] != len(self.labels):
+            raise ValueError(
+                f"The results for recognition should contain {len(self.labels)} elements "
+                f"(one per label: {', '.join(self.labels)}), but there are {scores.shape[0]}")
+        if self._previous_results and current_time_ms < self._previous_results[-1][0]:
+            raise ValueError(
+                f"Results must be fed in increasing time order, but received a timestamp of "
+                f"{current_time_ms} that was earlier than the previous one of "
+                f"{self._previous_results[-1][0]}")
+
+        self._previous_results.append((current_time_ms, scores))
+        # Prune results too old for the averaging window (a result exactly at the limit stays).
+        time_limit = current_time_ms - self.average_window_duration_ms
+        while self._previous_results[0][0] < time_limit:
+            self._previous_results.popleft()
+
+        how_many_results = len(self._previous_results)
+        earliest_time = self._previous_results[0][0]
+        sample_duration = current_time_ms - earliest_time
+        if (how_many_results < self.minimum_count
+                or sample_duration < self.average_window_duration_ms / 4):
+            return Recognition(self._previous_top_label, 0.0, False)
+
+        average = np.zeros(len(self.labels))
+        for _, s in self._previous_results:
+            average += s / how_many_results
+        top = int(np.argmax(average))  # first of equal maxima, like the reference's stable sort
+        top_label = self.labels[top]
+        top_score = float(average[top])
+
+        if self._previous_top_label == SILENCE_LABEL or self._previous_top_time == -math.inf:
+            time_since_last_top = math.inf
+        else:
+            time_since_last_top = current_time_ms - self._previous_top_time
+        is_new = (top_score > self.detection_threshold
+                  and top_label != self._previous_top_label
+                  and time_since_last_top > self.suppression_ms)
+        if is_new:
+            self._previous_top_label = top_label
+            self._previous_top_time = current_time_ms
+        return Recognition(top_label, top_score, is_new)
+
+
+# --------------------------------------------------------------------------------------------
+# Models as callables on windows
+
+
+class Detection(NamedTuple):
+    """A keyword heard in a stream: start of the window (ms), label, averaged score."""
+
+    time_ms: int
+    label: str
+    score: float
+
+
+@dataclass
+class StreamModel:
+    """A model the stream runner can use: ``predict(windows) -> scores``.
+
+    ``predict`` takes float32 audio ``[batch, clip_samples]`` in [-1, 1] and returns
+    probabilities ``[batch, len(labels)]``. A model built on features may also give
+    ``features`` (stream audio ``[samples]`` -> frames ``[n_frames, bins]``, frame ``i`` starting
+    at sample ``i * frame_step``) and ``classify`` (``[batch, clip_frames, bins]`` ->
+    probabilities); then the stream's features are computed once and shared by all windows.
+
+    >>> m = StreamModel(predict=lambda x: np.full((len(x), 2), 0.5), labels=["_silence_", "yes"])
+    >>> m.predict(np.zeros((3, 16000), np.float32)).shape
+    (3, 2)
+    """
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    labels: list[str]
+    sample_rate: int = SAMPLE_RATE
+    clip_samples: int = SAMPLE_RATE
+    features: Callable[[np.ndarray], np.ndarray] | None = None
+    classify: Callable[[np.ndarray], np.ndarray] | None = None
+    frame_step: int = 0
+    clip_frames: int = 0
+    name: str = "model"
+
+    @property
+    def clip_duration_ms(self) -> float:
+        return self.clip_samples * 1000 / self.sample_rate
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def keras_stream_model(model: Any, labels: Sequence[str], settings: FeatureSettings,
+                       name: str = "") -> StreamModel:
+    """Wrap a Keras model on features (as :func:`kwlesson.models.create_model` makes, outputting
+    logits) with the features it was trained on, for streaming.
+
+    >>> tm = load_trained("/tmp/speech_commands_train")  # doctest: +SKIP
+    >>> sm = keras_stream_model(tm.model, tm.labels, tm.settings)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    from kwlesson.features import compute_features
+
+    labels = list(labels)
+    out = int(model.output_shape[-1])
+    if out != len(labels):
+        raise ValueError(f"the model has {out} outputs but {len(labels)} labels were given: "
+                         f"{', '.join(labels)}")
+    samples = settings.desired_samples
+    frames, bins = settings.shape
+
+    @tf.function(input_signature=[tf.TensorSpec([None, samples], tf.float32)])
+    def _predict(audio):
+        return tf.nn.softmax(model(compute_features(audio, settings), training=False))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, frames, bins], tf.float32)])
+    def _classify(x):
+        return tf.nn.softmax(model(x, training=False))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def _features(audio):
+        return compute_features(audio, settings)
+
+    win, hop = settings.window_size_samples, settings.window_stride_samples
+
+    def features(audio: np.ndarray) -> np.ndarray:
+        n_frames = 0 if len(audio) < win else 1 + (len(audio) - win) // hop
+        out_frames = []
+        chunk = 6000  # frames per call (a minute of audio): bounded memory for long streams
+        for start in range(0, n_frames, chunk):
+            stop = min(start + chunk, n_frames)
+            piece = audio[start * hop:(stop - 1) * hop + win]
+            out_frames.append(_features(piece).numpy())
+        if not out_frames:
+            return np.zeros((0, bins), np.float32)
+        return np.concatenate(out_frames)
+
+    return StreamModel(
+        predict=lambda x: _predict(np.asarray(x, np.float32)).numpy(),
+        labels=labels, sample_rate=settings.sample_rate, clip_samples=samples,
+        features=features, classify=lambda x: _classify(np.asarray(x, np.float32)).numpy(),
+        frame_step=hop, clip_frames=frames, name=name or getattr(model, "name", "keras model"))
+
+
+def trained_stream_model(checkpoint: str | os.PathLike) -> StreamModel:
+    """A checkpoint (or train_dir) from :func:`kwlesson.training.train`, ready to stream.
+
+    >>> sm = trained_stream_model("/tmp/speech_commands_train")  # doctest: +SKIP
+    >>> sm.labels[:2]  # doctest: +SKIP
+    ['_silence_', '_unknown_']
+    """
+    from kwlesson.training import load_trained
+
+    tm = load_trained(checkpoint)
+    return keras_stream_model(tm.model, tm.labels, tm.settings,
+                              name=os.path.basename(tm.checkpoint_path))
+
+
+def read_labels_file(path: str | os.PathLike) -> list[str]:
+    """One label per line (``<arch>_labels.txt`` as training writes it); blank lines ignored.
+
+    >>> read_labels_file("/tmp/speech_commands_train/conv_labels.txt")  # doctest: +SKIP
+    ['_silence_', '_unknown_', 'yes', ...]
+    """
+    p = Path(path)
+    try:
+        labels = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: labels file not found") from None
+    labels = [x for x in labels if x]
+    if not labels:
+        raise ValueError(f"{p}: labels file is empty")
+    return labels
+
+
+def tflite_stream_model(path: str | os.PathLike, labels: Sequence[str] | str | os.PathLike,
+                        sample_rate: int = SAMPLE_RATE, num_threads: int | None = 1,
+                        softmax: bool | None = None) -> StreamModel:
+    """A LiteRT ``.tflite`` model that takes raw audio ``[1, samples]`` (or ``[samples]``) and
+    outputs one score per label, ready to stream. int8/uint8 inputs and outputs are
+    (de)quantised with the model's own scale and zero point. ``softmax=None`` applies a softmax
+    when the outputs are not already probabilities (logits).
+
+    >>> sm = tflite_stream_model("kws.tflite", labels="conv_labels.txt")  # doctest: +SKIP
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: model file not found")
+    if not isinstance(labels, (list, tuple)):
+        labels = read_labels_file(labels)
+    labels = list(labels)
+    try:
+        interp = Interpreter(model_path=os.fspath(p), num_threads=num_threads)
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"{p}: not a LiteRT model ({err})") from err
+    inp = interp.get_input_details()
+    if len(inp) != 1:
+        raise ValueError(f"{p}: expected one input (raw audio), the model has {len(inp)}")
+    inp = inp[0]
+    shape = [int(d) for d in inp["shape"]]
+    if len(shape) not in (1, 2) or shape[-1] < 1:
+        raise ValueError(f"{p}: expected an input of raw audio [1, samples], got shape {shape}")
+    samples = shape[-1]
+    batched = len(shape) == 2
+    state = {"batch": shape[0] if batched else 1}
+    interp.allocate_tensors()
+    out = interp.get_output_details()[0]
+    if int(np.prod(out["shape"][1:] if batched else out["shape"])) != len(labels):
+        raise ValueError(f"{p}: the model has {list(out['shape'])} outputs but {len(labels)} "
+                         f"labels were given: {', '.join(labels)}")
+
+    def quantize(x: np.ndarray) -> np.ndarray:
+        dtype = inp["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = inp["quantization"]
+            info = np.iinfo(dtype)
+            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        return x.astype(dtype)
+
+    def dequantize(y: np.ndarray) -> np.ndarray:
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zero = out["quantization"]
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    def one_by_one(x: np.ndarray) -> np.ndarray:
+        rows = []
+        for one in x:
+            interp.set_tensor(inp["index"], quantize(one.reshape(shape)))
+            interp.invoke()
+            rows.append(dequantize(interp.get_tensor(out["index"])).reshape(-1))
+        return np.stack(rows)
+
+    def run(x: np.ndarray) -> np.ndarray:
+        if not batched or state["batch"] == -1:
+            return one_by_one(x)
+        if state["batch"] != len(x):
+            try:
+                interp.resize_tensor_input(inp["index"], [len(x), samples], strict=False)
+                interp.allocate_tensors()
+                state["batch"] = len(x)
+            except (ValueError, RuntimeError):  # a fixed batch of one: call once per window
+                state["batch"] = -1
+                interp.resize_tensor_input(inp["index"], shape, strict=False)
+                interp.allocate_tensors()
+                if shape[0] != 1:
+                    raise ValueError(f"{p}: cannot run windows on input shape {shape}") from None
+                return one_by_one(x)
+        interp.set_tensor(inp["index"], quantize(x))
+        interp.invoke()
+        return dequantize(interp.get_tensor(out["index"])).reshape(len(x), -1)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        y = run(np.asarray(x, np.float32))
+        use_softmax = softmax
+        if use_softmax is None:  # probabilities are in [0, 1] and sum to 1
+            use_softmax = bool((y < -1e-3).any() or (y > 1 + 1e-3).any()
+                               or (np.abs(y.sum(axis=-1) - 1) > 1e-2).any())
+        return _softmax(y) if use_softmax else y
+
+    return StreamModel(predict=predict, labels=labels, sample_rate=sample_rate,
+                       clip_samples=samples, name=p.name)
+
+
+def load_stream_model(model: str | os.PathLike | StreamModel,
+                      labels: Sequence[str] | str | os.PathLike | None = None) -> StreamModel:
+    """A checkpoint prefix or train_dir (Keras, from training) or a ``.tflite`` file (LiteRT,
+    with ``labels``: a list or a labels file; default ``<name>_labels.txt`` or ``labels.txt``
+    next to it).
+
+    >>> sm = load_stream_model("/tmp/speech_commands_train/tiny_conv.ckpt-400")  # doctest: +SKIP
+    """
+    if isinstance(model, StreamModel):
+        return model
+    p = Path(model)
+    if p.suffix == ".tflite":
+        if labels is None or labels == "":
+            stem = p.stem.removesuffix("_quantized").removesuffix("_float")
+            for cand in (p.with_name(f"{stem}_labels.txt"), p.with_name("labels.txt")):
+                if cand.is_file():
+                    labels = cand
+                    break
+            else:
+                raise ValueError(f"{p}: give the labels (--labels FILE, one label per line); "
+                                 f"no {stem}_labels.txt or labels.txt next to the model")
+        return tflite_stream_model(p, labels)
+    sm = trained_stream_model(p)
+    if labels:
+        given = list(labels) if isinstance(labels, (list, tuple)) else read_labels_file(labels)
+        if given != sm.labels:
+            raise ValueError(f"{p}: trained with labels {sm.labels}, but the labels given are "
+                             f"{given}")
+    return sm
+
+
+# --------------------------------------------------------------------------------------------
+# Running a model over a stream
+
+
+def _as_stream_model(model: StreamModel | Callable, labels: Sequence[str] | None,
+                     sample_rate: int, clip_samples: int | None) -> StreamModel:
+    if isinstance(model, StreamModel):
+        if labels is not None and list(labels) != model.labels:
+            raise ValueError(f"labels {list(labels)} differ from the model's {model.labels}")
+        return model
+    if not callable(model):
+        raise TypeError(f"model must be a StreamModel or a callable, not {type(model).__name__}")
+    if labels is None:
+        raise ValueError("a plain model function needs labels=[...] (one per output)")
+    return StreamModel(predict=model, labels=list(labels), sample_rate=sample_rate,
+                       clip_samples=clip_samples or sample_rate,
+                       name=getattr(model, "__name__", "model"))
+
+
+def _window_offsets(n_samples: int, clip_samples: int, stride_samples: int) -> np.ndarray:
+    # Every window that fits entirely in the stream; the reference stops one stride short of
+    # the end (range(0, n - clip, stride)), which drops a final window that fits exactly.
+    if n_samples < clip_samples:
+        return np.zeros(0, np.int64)
+    return np.arange(0, n_samples - clip_samples + 1, stride_samples, dtype=np.int64)
+
+
+def stream_scores(
+    audio: np.ndarray,
+    model: StreamModel | Callable,
+    *,
+    labels: Sequence[str] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    clip_duration_ms: float | None = None,
+    clip_stride_ms: float = 30,
+    batch_size: int = 256,
+    share_features: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of every window: (start times in ms int64 ``[n]``, probabilities ``[n, labels]``).
+
+    Window ``k`` starts at sample ``k * stride`` (``stride = clip_stride_ms`` in samples) and is
+    ``clip_duration_ms`` long (default: the model's clip). Audio shorter than one clip is padded
+    with zeros to one clip. With ``share_features`` (and a model that offers it, see
+    :class:`StreamModel`) features are computed once for the whole stream when the stride is a
+    whole number of feature frames.
+
+    >>> times, scores = stream_scores(audio, model)  # doctest: +SKIP
+    >>> times[:3], scores.shape  # doctest: +SKIP
+    (array([ 0, 30, 60]), (9967, 12))
+    """
+    clip_samples = None if clip_duration_ms is None else int(clip_duration_ms * sample_rate / 1000)
+    sm = _as_stream_model(model, labels, sample_rate, clip_samples)
+    if sm.sample_rate != sample_rate:
+        raise ValueError(f"the model expects {sm.sample_rate} Hz audio, not {sample_rate} Hz")
+    if clip_samples is not None and clip_samples != sm.clip_samples:
+        raise ValueError(f"clip_duration_ms={clip_duration_ms} gives {clip_samples} samples, but "
+                         f"the model takes {sm.clip_samples} samples per window")
+    stride = int(clip_stride_ms * sample_rate / 1000)
+    if stride < 1:
+        raise ValueError(f"clip_stride_ms={clip_stride_ms} is shorter than one sample")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    audio = np.asarray(audio, np.float32).reshape(-1)
+    if len(audio) < sm.clip_samples:
+        audio = np.concatenate([audio, np.zeros(sm.clip_samples - len(audio), np.float32)])
+    offsets = _window_offsets(len(audio), sm.clip_samples, stride)
+    times = (offsets * 1000) // sample_rate
+    n_labels = len(sm.labels)
+    scores = np.zeros((len(offsets), n_labels), np.float32)
+
+    shared = (share_features and sm.features is not None and sm.classify is not None
+              and sm.frame_step > 0 and stride % sm.frame_step == 0)
+    if shared:
+        frames = np.asarray(sm.features(audio), np.float32)
+        step = stride // sm.frame_step
+        # [n_windows, bins, clip_frames] view: no copy until a batch is taken
+        view = np.lib.stride_tricks.sliding_window_view(frames, sm.clip_frames, axis=0)[::step]
+        for i in range(0, len(offsets), batch_size):
+            batch = np.ascontiguousarray(view[i:i + batch_size].transpose(0, 2, 1))
+            scores[i:i + len(batch)] = sm.classify(batch)
+    else:
+        view = np.lib.stride_tricks.sliding_window_view(audio, sm.clip_samples)[::stride]
+        for i in range(0, len(offsets), batch_size):
+            batch = np.ascontiguousarray(view[i:i + batch_size])
+            out = np.asarray(sm.predict(batch), np.float32)
+            if out.shape != (len(batch), n_labels):
+                raise ValueError(f"the model returned scores of shape {out.shape} for a batch of "
+                                 f"{len(batch)} windows; expected ({len(batch)}, {n_labels})")
+            scores[i:i + len(batch)] = out
+    return times, scores
+
+
+def recognize_scores(
+    times_ms: Sequence[int],
+    scores: np.ndarray,
+    labels: Sequence[str],
+    *,
+    average_window_duration_ms: float = 500,
+    detection_threshold: float = 0.7,
+    suppression_ms: float = 1500,
+    minimum_count: int = 3,
+) -> list[Detection]:
+    """Feed scores to a fresh :class:`RecognizeCommands`; keep its new commands that are not
+    ``_silence_`` (as the reference's streaming test does).
+
+    The defaults are the reference ``test_streaming_accuracy`` tool's (its C++ flags), not the
+    class's: a 500 ms average and a 0.7 threshold.
+
+    >>> recognize_scores([0, 100, 200, 300], np.array([[0, 1.0]] * 4), ["_silence_", "yes"])
+    [Detection(time_ms=200, label='yes', score=1.0)]
+    """
+    rc = RecognizeCommands(labels, average_window_duration_ms, detection_threshold,
+                           suppression_ms, minimum_count)
+    found: list[Detection] = []
+    for t, s in zip(times_ms, scores):
+        label, score, is_new = rc.process_latest_result(s, int(t))
+        if is_new and label != SILENCE_LABEL:
+            found.append(Detection(int(t), label, round(float(score), 6)))
+    return found
+
+
+def _load_stream_audio(wav: str | os.PathLike | np.ndarray, sample_rate: int,
+                       out: TextIO | None) -> np.ndarray:
+    if isinstance(wav, np.ndarray):
+        return np.asarray(wav, np.float32).reshape(-1)
+    info = describe_wav(wav)  # AudioError naming the file if it is not audio
+    notes = []
+    if info["rate"] != sample_rate:
+        notes.append(f"resampled from {info['rate']} Hz to {sample_rate} Hz")
+    if info["channels"] != 1:
+        notes.append(f"{info['channels']} channels mixed down to mono")
+    if notes and out is not None:
+        print(f"note: {os.fspath(wav)}: " + "; ".join(notes), file=out)
+    return read_wav(wav, sample_rate=sample_rate)
+
+
+def recognize_stream(
+    wav: str | os.PathLike | np.ndarray,
+    model: StreamModel | Callable | str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    clip_stride_ms: float = 30,
+    average_window_duration_ms: float = 500,
+    detection_threshold: float = 0.7,
+    suppression_ms: float = 1500,
+    minimum_count: int = 3,
+    batch_size: int = 256,
+) -> list[Detection]:
+    """Keywords heard in a wav file (any rate or channels: resampled) or an audio array.
+
+    ``model``: a :class:`StreamModel`, a checkpoint / ``.tflite`` path, or a plain function
+    ``scores = model_fn(windows [batch, samples])`` together with ``labels``.
+
+    >>> recognize_stream("streaming_test.wav", "/tmp/speech_commands_train")  # doctest: +SKIP
+    [Detection(time_ms=1290, label='yes', score=0.91), ...]
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_stream_model(model, labels)
+        labels = None
+    sample_rate = model.sample_rate if isinstance(model, StreamModel) else SAMPLE_RATE
+    audio = _load_stream_audio(wav, sample_rate, None)
+    times, scores = stream_scores(audio, model, labels=labels, sample_rate=sample_rate,
+                                  clip_stride_ms=clip_stride_ms, batch_size=batch_size)
+    names = model.labels if isinstance(model, StreamModel) else list(labels or [])
+    return recognize_scores(times, scores, names,
+                            average_window_duration_ms=average_window_duration_ms,
+                            detection_threshold=detection_threshold,
+                            suppression_ms=suppression_ms, minimum_count=minimum_count)
+
+
+# --------------------------------------------------------------------------------------------
+# A streaming test file: words of the test split over background noise
+
+
+@dataclass
+class StreamingTest:
+    """What :func:`generate_streaming_test` wrote."""
+
+    wav: Path
+    labels_file: Path
+    ground_truth: list[tuple[str, float]]
+    duration_s: float
+    clips: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (f"StreamingTest({os.fspath(self.wav)!r}, {len(self.ground_truth)} words, "
+                f"{self.duration_s:g} s)")
+
+
+def _envelope(length: int, clip: int, ramp_in: int, ramp_out: int) -> np.ndarray:
+    """The reference's mix_in_audio_sample gain for the first ``length`` of ``clip`` samples."""
+    i = np.arange(length, dtype=np.float64)
+    env = np.ones(length)
+    if ramp_in > 0:
+        env = np.where(i < ramp_in, i / ramp_in, env)
+    if ramp_out > 0:
+        env = np.where((i >= ramp_in) & (i > clip - ramp_out), (clip - i) / ramp_out, env)
+    return env.astype(np.float32)
+
+
+def _mix_in(track: np.ndarray, offset: int, sample: np.ndarray, sample_offset: int, clip: int,
+            volume: float, ramp_in: int, ramp_out: int) -> None:
+    end = min(offset + clip, len(track), offset + len(sample) - sample_offset)
+    n = end - offset
+    if n <= 0:
+        return
+    env = _envelope(n, clip, ramp_in, ramp_out)
+    track[offset:end] += sample[sample_offset:sample_offset + n] * env * volume
+
+
+def generate_streaming_test(
+    data_dir: str | os.PathLike | SpeechCommands,
+    out_wav: str | os.PathLike,
+    out_labels: str | os.PathLike,
+    duration_s: float = 600,
+    *,
+    wanted_words: Sequence[str] | str = ("yes", "no", "up", "down", "left", "right", "on", "off",
+                                         "stop", "go"),
+    background_dir: str | os.PathLike | None = None,
+    background_volume: float = 0.1,
+    word_gap_ms: int = 2000,
+    unknown_percentage: float = 30,
+    validation_percentage: float = 10,
+    testing_percentage: float = 10,
+    split: str = "testing",
+    sample_rate: int = SAMPLE_RATE,
+    clip_duration_ms: int = 1000,
+    seed: int = 0,
+) -> StreamingTest:
+    """Write a long wav of ``split`` words over background noise, and its ground truth.
+
+    As the reference's ``generate_streaming_test_wav.py``: background excerpts 1.5 s long,
+    one every second, cross-faded over 250 ms, each at a volume uniform in
+    [0, ``background_volume``); word ``i`` starts at ``i * (clip + word_gap_ms)`` plus a random
+    jitter in [0, ``word_gap_ms``), so with the defaults a word comes every 3 s on average
+    (1 s to 5 s apart); ``unknown_percentage`` of the words are ``_unknown_`` clips, the rest
+    wanted words picked uniformly; each word is a random clip of that label from the split, mixed
+    in at full volume with 500-sample ramps. The labels file has one ``label, time_ms`` line per
+    word, where ``time_ms`` is where its 1 s clip starts. The same seed gives the same files.
+
+    ``data_dir`` is a Speech Commands folder (or an already loaded
+    :class:`kwlesson.data.SpeechCommands`, whose split is then used as it is). Labels without a
+    clip in the split are left out with a note on stderr.
+
+    >>> t = generate_streaming_test("speech_commands_v0.02", "stream.wav", "stream.txt", 300)  # doctest: +SKIP
+    >>> t  # doctest: +SKIP
+    StreamingTest('stream.wav', 100, 300 s)
+    """
+    from kwlesson.data import SpeechCommands
+
+    if duration_s <= 0:
+        raise ValueError(f"duration_s must be positive, not {duration_s}")
+    if word_gap_ms < 1:
+        raise ValueError(f"word_gap_ms must be >= 1, not {word_gap_ms}")
+    if not 0 <= unknown_percentage <= 100:
+        raise ValueError(f"unknown_percentage must be in [0, 100], not {unknown_percentage}")
+    if isinstance(data_dir, SpeechCommands):
+        sc = data_dir
+    else:
+        # Every unknown clip of the split, no silence entries: the stream only needs words.
+        sc = SpeechCommands(data_dir, wanted_words=wanted_words, silence_percentage=0,
+                            unknown_percentage=None, validation_percentage=validation_percentage,
+                            testing_percentage=testing_percentage, background_dir=background_dir,
+                            sample_rate=sample_rate, clip_duration_ms=clip_duration_ms)
+    sample_rate = sc.sample_rate
+    clip = sc.desired_samples
+    if split not in sc.index:
+        raise ValueError(f"split must be one of {', '.join(sc.index)}, not {split!r}")
+    clips = list(sc.index[split])
+    by_label: dict[str, list[int]] = {}
+    for k, c in enumerate(clips):
+        if c.path is not None and c.label != SILENCE_LABEL:
+            by_label.setdefault(c.label, []).append(k)
+    wanted = [w for w in sc.labels[2:] if w in by_label]
+    missing = [w for w in sc.labels[1:] if w not in by_label]
+    if not wanted:
+        raise ValueError(f"{sc.data_dir}: the {split} split has no clips of the wanted words "
+                         f"({', '.join(sc.labels[2:])}); nothing to put in a stream")
+    if missing:
+        print(f"note: {sc.data_dir}: no {split} clips of {', '.join(missing)}; "
+              "the stream leaves them out", file=sys.stderr)
+    has_unknown = UNKNOWN_LABEL in by_label
+
+    rng = np.random.default_rng(seed)
+    total = int(round(duration_s * sample_rate))
+    track = np.zeros(total, np.float32)
+
+    # Background: segments of clip + 500 ms laid every clip, ramps of 250 ms cross-fade them.
+    crossover = int(0.5 * sample_rate)
+    seg = clip + crossover
+    ramp = crossover // 2
+    if sc.background and background_volume > 0:
+        for i in range(int(math.ceil(total / clip))):
+            b = sc.background[int(rng.integers(len(sc.background)))]
+            # Unlike the reference (which may start a 1.5 s segment less than 1.5 s before the
+            # end of a noise clip and so leave a hole), every segment here is whole.
+            start = int(rng.integers(0, max(len(b) - seg, 1)))
+            _mix_in(track, i * clip, b, start, seg, float(rng.uniform(0, background_volume)),
+                    ramp, ramp)
+    elif background_volume > 0:
+        print(f"note: {sc.background_dir}: no background noise; the words are mixed into "
+              "digital silence", file=sys.stderr)
+
+    gap = int(word_gap_ms * sample_rate / 1000)
+    stride = clip + gap
+    ground_truth: list[tuple[str, float]] = []
+    used: list[str] = []
+    for i in range(total // stride):
+        offset = i * stride + int(rng.integers(gap))
+        is_unknown = rng.integers(100) < unknown_percentage
+        label = (UNKNOWN_LABEL if is_unknown and has_unknown
+                 else wanted[int(rng.integers(len(wanted)))])
+        k = by_label[label][int(rng.integers(len(by_label[label])))]
+        # Only the clips used are read again (a few hundred), at the data set's rate and length.
+        audio = read_wav(clips[k].path, sample_rate=sample_rate, clip_samples=clip)
+        _mix_in(track, offset, audio, 0, clip, 1.0, 500, 500)
+        ground_truth.append((label, offset * 1000 / sample_rate))
+        used.append(clips[k].path)
+
+    out_wav, out_labels = Path(out_wav), Path(out_labels)
+    write_wav(out_wav, track, sample_rate)  # clips to [-1, 1] as the reference's encode_wav
+    text = "".join(f"{label}, {t:f}\n" for label, t in ground_truth)
+    out_labels.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_labels.with_name(f".{out_labels.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, out_labels)
+    return StreamingTest(out_wav, out_labels, ground_truth, total / sample_rate, used)
+
+
+# --------------------------------------------------------------------------------------------
+# Counting: the reference's StreamingAccuracyStats
+
+
+def read_ground_truth(path: str | os.PathLike, labels: Sequence[str] | None = None
+                      ) -> list[tuple[str, int]]:
+    """``label, time_ms`` lines -> [(label, time_ms)] sorted by time (times rounded to ms).
+
+    Blank lines and lines starting with ``#`` are skipped. A line that is not two
+    comma-separated fields, a time that is not a number, a negative time, or (given ``labels``)
+    a label the model does not know is a ValueError naming ``file:line``.
+
+    >>> read_ground_truth("streaming_test_labels.txt")[:2]  # doctest: +SKIP
+    [('yes', 1250), ('_unknown_', 4031)]
+    """
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: ground truth file not found") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not a text file of 'label, time_ms' lines") from None
+    known = set(labels) if labels is not None else None
+    result = []
+    for n, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        pieces = text.split(",")
+        if len(pieces) != 2:
+            raise ValueError(f"{p}:{n}: expected 'label, time_ms', got {line!r}")
+        label = pieces[0].strip()
+        try:
+            t = float(pieces[1])
+        except ValueError:
+            raise ValueError(f"{p}:{n}: time {pieces[1].strip()!r} is not a number "
+                             f"(expected 'label, time_ms')") from None
+        if not math.isfinite(t) or t < 0:
+            raise ValueError(f"{p}:{n}: time must be a non-negative number of ms, not {t}")
+        if not label:
+            raise ValueError(f"{p}:{n}: empty label in {line!r}")
+        if known is not None and label not in known:
+            raise ValueError(f"{p}:{n}: label {label!r} is not one the model knows "
+                             f"({', '.join(labels)})")
+        result.append((label, int(round(t))))
+    result.sort(key=lambda item: item[1])
+    return result
+
+
+@dataclass
+class StreamingAccuracyStats:
+    """Counts as the reference's ``StreamingAccuracyStats``; percentages are of
+    ``how_many_ground_truth_words`` (false positives can exceed 100%).
+
+    >>> s = StreamingAccuracyStats(10, 8, 1, 7, 1)
+    >>> s.correct_percentage
+    70.0
+    """
+
+    how_many_ground_truth_words: int = 0
+    how_many_ground_truth_matched: int = 0
+    how_many_false_positives: int = 0
+    how_many_correct_words: int = 0
+    how_many_wrong_words: int = 0
+
+    def _pct(self, n: int) -> float:
+        gt = self.how_many_ground_truth_words
+        return 100.0 * n / gt if gt else 0.0
+
+    @property
+    def matched_percentage(self) -> float:
+        return self._pct(self.how_many_ground_truth_matched)
+
+    @property
+    def correct_percentage(self) -> float:
+        return self._pct(self.how_many_correct_words)
+
+    @property
+    def wrong_percentage(self) -> float:
+        return self._pct(self.how_many_wrong_words)
+
+    @property
+    def false_positive_percentage(self) -> float:
+        return self._pct(self.how_many_false_positives)
+
+    def summary(self) -> str:
+        """The reference's summary line, with the unit said.
+
+        >>> StreamingAccuracyStats(10, 8, 1, 7, 1).summary()
+        '80.0% matched, 70.0% correctly, 10.0% wrongly, 10.0% false positives (% of 10 ground-truth words)'
+        """
+        if self.how_many_ground_truth_words == 0:
+            return f"No ground truth yet, {self.how_many_false_positives} false positives"
+        return (f"{self.matched_percentage:.1f}% matched, {self.correct_percentage:.1f}% "
+                f"correctly, {self.wrong_percentage:.1f}% wrongly, "
+                f"{self.false_positive_percentage:.1f}% false positives "
+                f"(% of {self.how_many_ground_truth_words} ground-truth words)")
+
+
+def calculate_accuracy_stats(
+    ground_truth: Sequence[tuple[str, float]],
+    found_words: Sequence[tuple[str, float]] | Sequence[Detection],
+    up_to_time_ms: float | None = None,
+    time_tolerance_ms: float = 750,
+) -> StreamingAccuracyStats:
+    """Count as the reference's ``CalculateAccuracyStats``.
+
+    ``ground_truth``: (label, time_ms), sorted by time. ``found_words``: (label, time_ms) or
+    :class:`Detection`. Only ground truth up to ``up_to_time_ms + time_tolerance_ms`` counts
+    (``None``: all). Each found word is compared with the *first* ground-truth word within
+    ``time_tolerance_ms`` of it: same label and that word not matched before -> correct,
+    otherwise -> wrong (a second detection of one word is wrong); no ground-truth word that
+    close -> false positive. "Matched" counts ground-truth words that some detection landed on.
+
+    >>> calculate_accuracy_stats([("yes", 1000), ("no", 4000)], [("yes", 1200), ("up", 8000)])
+    StreamingAccuracyStats(how_many_ground_truth_words=2, how_many_ground_truth_matched=1, how_many_false_positives=1, how_many_correct_words=1, how_many_wrong_words=0)
+    """
+    latest_possible = math.inf if up_to_time_ms is None or up_to_time_ms == -1 \
+        else up_to_time_ms + time_tolerance_ms
+    stats = StreamingAccuracyStats()
+    for _, t in ground_truth:
+        if t > latest_possible:
+            break
+        stats.how_many_ground_truth_words += 1
+    matched: set[float] = set()  # ground-truth times, as the reference keys them
+    for found in found_words:
+        if isinstance(found, Detection):
+            found_label, found_time = found.label, found.time_ms
+        else:
+            found_label, found_time = found[0], found[1]
+        earliest, latest = found_time - time_tolerance_ms, found_time + time_tolerance_ms
+        hit = False
+        for gt_label, gt_time in ground_truth:
+            if gt_time > latest or gt_time > latest_possible:
+                break
+            if gt_time < earliest:
+                continue
+            if gt_label == found_label and gt_time not in matched:
+                stats.how_many_correct_words += 1
+            else:
+                stats.how_many_wrong_words += 1
+            matched.add(gt_time)
+            hit = True
+            break
+        if not hit:
+            stats.how_many_false_positives += 1
+    stats.how_many_ground_truth_matched = len(matched)
+    return stats
+
+
+@dataclass
+class StreamingAccuracyResult:
+    """What :func:`test_streaming_accuracy` returns."""
+
+    stats: StreamingAccuracyStats
+    detections: list[Detection]
+    ground_truth: list[tuple[str, int]]
+    audio_seconds: float
+    compute_seconds: float
+    windows: int
+
+    @property
+    def real_time_factor(self) -> float:
+        """Seconds of audio processed per second of compute (100 = a hundred times real time)."""
+        return self.audio_seconds / self.compute_seconds if self.compute_seconds > 0 else math.inf
+
+
+def test_streaming_accuracy(
+    wav: str | os.PathLike | np.ndarray,
+    ground_truth: str | os.PathLike | Sequence[tuple[str, float]],
+    model: StreamModel | Callable | str | os.PathLike,
+    *,
+    labels: Sequence[str] | str | os.PathLike | None = None,
+    clip_duration_ms: float | None = None,
+    clip_stride_ms: float = 30,
+    average_window_duration_ms: float = 500,
+    detection_threshold: float = 0.7,
+    suppression_ms: float = 1500,
+    minimum_count: int = 3,
+    time_tolerance_ms: float = 750,
+    batch_size: int = 256,
+    verbose: bool = False,
+    out: TextIO | None = sys.stdout,
+) -> StreamingAccuracyResult:
+    """Run ``model`` over a long wav and count its detections against the ground truth, as the
+    reference's ``test_streaming_accuracy`` tool (whose flags give the defaults).
+
+    Prints the summary line to ``out`` (``None``: silent); with ``verbose``, every detection
+    with its verdict and the running figures, as the reference's ``--verbose``.
+
+    >>> r = test_streaming_accuracy("stream.wav", "stream.txt", "/tmp/speech_commands_train")  # doctest: +SKIP
+    82.0% matched, 76.0% correctly, 6.0% wrongly, 9.0% false positives (% of 100 ground-truth words)
+    """
+    if isinstance(model, (str, os.PathLike)):
+        model = load_stream_model(model, labels)
+    elif not isinstance(model, StreamModel):
+        if labels is None:
+            raise ValueError("a plain model function needs labels=[...] (one per output)")
+        names = list(labels) if isinstance(labels, (list, tuple)) else read_labels_file(labels)
+        model = _as_stream_model(model, names, SAMPLE_RATE, None)
+    if isinstance(ground_truth, (str, os.PathLike)):
+        truth = read_ground_truth(ground_truth, model.labels)
+    else:
+        truth = sorted(((str(lab), int(round(t))) for lab, t in ground_truth),
+                       key=lambda item: item[1])
+        unknown = sorted({lab for lab, _ in truth} - set(model.labels))
+        if unknown:
+            raise ValueError(f"ground truth has label(s) {', '.join(unknown)} that the model "
+                             f"does not know ({', '.join(model.labels)})")
+    audio = _load_stream_audio(wav, model.sample_rate, out)
+
+    t0 = time.perf_counter()
+    times, scores = stream_scores(audio, model, sample_rate=model.sample_rate,
+                                  clip_duration_ms=clip_duration_ms,
+                                  clip_stride_ms=clip_stride_ms, batch_size=batch_size)
+    found = recognize_scores(times, scores, model.labels,
+                             average_window_duration_ms=average_window_duration_ms,
+                             detection_threshold=detection_threshold,
+                             suppression_ms=suppression_ms, minimum_count=minimum_count)
+    elapsed = time.perf_counter() - t0
+
+    if verbose and out is not None:
+        previous = StreamingAccuracyStats()
+        for k, det in enumerate(found):
+            s = calculate_accuracy_stats(truth, found[:k + 1], det.time_ms, time_tolerance_ms)
+            if s.how_many_false_positives > previous.how_many_false_positives:
+                verdict = "False Positive"
+            elif s.how_many_correct_words > previous.how_many_correct_words:
+                verdict = "Correct"
+            else:
+                verdict = "Wrong"
+            print(f"{det.time_ms}ms: {det.label}: {det.score:.3f} ({verdict})", file=out)
+            print(f"  {s.summary()}", file=out)
+            previous = s
+    stats = calculate_accuracy_stats(truth, found, None, time_tolerance_ms)
+    if out is not None:
+        print(stats.summary(), file=out)
+    return StreamingAccuracyResult(stats, found, truth, len(audio) / model.sample_rate,
+                                   elapsed, len(times))
+
+
+test_streaming_accuracy.__test__ = False  # a tool named like the reference's, not a pytest test
+
+
+# --------------------------------------------------------------------------------------------
+# What the command line calls
+
+
+def main_generate_streaming_test(
+    data_dir: str = "",
+    output_audio_file: str = "",
+    output_labels_file: str = "",
+    *,
+    background_dir: str = "",
+    background_volume: float = 0.1,
+    test_duration_seconds: float = 600,
+    word_gap_ms: int = 2000,
+    unknown_percentage: float = 30,
+    wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
+    validation_percentage: float = 10,
+    testing_percentage: float = 10,
+    sample_rate: int = SAMPLE_RATE,
+    clip_duration_ms: int = 1000,
+    seed: int = 0,
+) -> int:
+    """What ``kwlesson generate-streaming-test`` runs (the reference script's flag names).
+
+    No ``data_dir``: the offline dataset. Default outputs: ``streaming_test.wav`` and
+    ``streaming_test_labels.txt`` in ``data_home()/streaming``. Returns 0, or 2 on bad input
+    (one message on stderr).
+
+    >>> main_generate_streaming_test("speech_commands_v0.02", "/tmp/s.wav", "/tmp/s.txt")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.config import data_home
+
+    try:
+        if not data_dir:
+            from kwlesson import synth
+
+            data_dir = str(synth.offline_dataset())
+        home = data_home() / "streaming"
+        wav = output_audio_file or str(home / "streaming_test.wav")
+        txt = output_labels_file or str(home / "streaming_test_labels.txt")
+        result = generate_streaming_test(
+            data_dir, wav, txt, test_duration_seconds, wanted_words=wanted_words,
+            background_dir=background_dir or None, background_volume=background_volume,
+            word_gap_ms=word_gap_ms, unknown_percentage=unknown_percentage,
+            validation_percentage=validation_percentage, testing_percentage=testing_percentage,
+            sample_rate=sample_rate, clip_duration_ms=clip_duration_ms, seed=seed)
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
+        print(f"kwlesson generate-streaming-test: {exc}", file=sys.stderr)
+        return 2
+    n_unknown = sum(label == UNKNOWN_LABEL for label, _ in result.ground_truth)
+    print(f"Saved streaming test wav to {result.wav} ({result.duration_s:g} s, "
+          f"{len(result.ground_truth)} words, {n_unknown} of them unknown)")
+    print(f"Saved streaming test labels to {result.labels_file}")
+    return 0
+
+
+def main_test_streaming_accuracy(
+    wav: str,
+    ground_truth: str,
+    model: str,
+    *,
+    labels: str = "",
+    clip_duration_ms: float = 0,
+    clip_stride_ms: float = 30,
+    average_window_ms: float = 500,
+    detection_threshold: float = 0.7,
+    suppression_ms: float = 1500,
+    minimum_count: int = 3,
+    time_tolerance_ms: float = 750,
+    batch_size: int = 256,
+    verbose: bool = False,
+) -> int:
+    """What ``kwlesson test-streaming-accuracy`` runs (the reference tool's flag names; the
+    model is a checkpoint / train_dir or a ``.tflite`` with ``labels``). Returns 0, or 2 on bad
+    input (one message on stderr).
+
+    >>> main_test_streaming_accuracy("s.wav", "s.txt", "/tmp/speech_commands_train")  # doctest: +SKIP
+    0
+    """
+    try:
+        result = test_streaming_accuracy(
+            wav, ground_truth, model, labels=labels or None,
+            clip_duration_ms=clip_duration_ms or None, clip_stride_ms=clip_stride_ms,
+            average_window_duration_ms=average_window_ms,
+            detection_threshold=detection_threshold, suppression_ms=suppression_ms,
+            minimum_count=minimum_count, time_tolerance_ms=time_tolerance_ms,
+            batch_size=batch_size, verbose=verbose)
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
+        print(f"kwlesson test-streaming-accuracy: {exc}", file=sys.stderr)
+        return 2
+    s = result.stats
+    print(f"{len(result.detections)} detections in {result.audio_seconds:.1f} s of audio "
+          f"({result.windows} windows): {s.how_many_correct_words} correct, "
+          f"{s.how_many_wrong_words} wrong, {s.how_many_false_positives} false positives; "
+          f"{s.how_many_ground_truth_matched} of {s.how_many_ground_truth_words} ground-truth "
+          f"words matched; {result.real_time_factor:.0f}x real time")
+    return 0
