@@ -293,9 +293,14 @@ def test_time_shift_is_a_zero_padded_shift_within_range(sc):
     shifts = []
     for k in np.nonzero(~synth)[0]:
         src = clean[k]
-        found = [s for s in range(-1600, 1601)
-                 if np.array_equal(out[k], np.roll(src, s) * _mask(s))]
-        assert len(found) == 1, k
+        # Zeros pad the side the clip moved away from; its own samples are random, so the
+        # number of leading (or trailing) zeros gives the shift, up to a rare zero sample.
+        lead = int(np.argmax(out[k] != 0))
+        trail = int(np.argmax(out[k][::-1] != 0))
+        candidates = {lead - d for d in range(4)} | {d - trail for d in range(4)}
+        found = [s for s in sorted(candidates)
+                 if abs(s) <= 1600 and np.array_equal(out[k], np.roll(src, s) * _mask(s))]
+        assert found, k
         shifts.append(found[0])
     shifts = np.array(shifts)
     assert shifts.min() < -800 and shifts.max() > 800  # spread over [-1600, 1600]
