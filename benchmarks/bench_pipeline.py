@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine:     {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{sys.version.split()[0]}, TensorFlow {tf_version()}")
     print(f"load avg:    before {load_avg_before}, after {load_average()} (1/5/15 min)")
-    print(f"first load   {t_load:6.2f} s (index + decode, or the disk cache if an earlier run left it)")
+    print(f"first load   {t_load:6.2f} s (index + decode, or the disk cache of an earlier run)")
     print(f"cached load  {t_cached:6.2f} s")
     print(f"warm-up      {t_first:6.2f} s for 5 batches")
     print(f"throughput   median {rates[len(rates) // 2]:.0f}, best {rates[-1]:.0f}, worst "
