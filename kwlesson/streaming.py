@@ -561,8 +561,9 @@ def recognize_scores(
     suppression_ms: float = 1500,
     minimum_count: int = 3,
 ) -> list[Detection]:
-    """Feed scores to a fresh :class:`RecognizeCommands`; keep its new commands that are not
-    ``_silence_`` (as the reference's streaming test does).
+    """What a fresh :class:`RecognizeCommands` fed these results in order reports: its new
+    commands that are not ``_silence_`` (as the reference's streaming test keeps them).
+    Vectorised: 10,000 windows take milliseconds rather than a second.
 
     The defaults are the reference ``test_streaming_accuracy`` tool's (its C++ flags), not the
     class's: a 500 ms average and a 0.7 threshold.
@@ -570,13 +571,44 @@ def recognize_scores(
     >>> recognize_scores([0, 100, 200, 300], np.array([[0, 1.0]] * 4), ["_silence_", "yes"])
     [Detection(time_ms=200, label='yes', score=1.0)]
     """
-    rc = RecognizeCommands(labels, average_window_duration_ms, detection_threshold,
-                           suppression_ms, minimum_count)
+    labels = list(labels)
+    scores = np.asarray(scores, np.float64)
+    times = np.asarray(times_ms, np.float64).reshape(-1)
+    RecognizeCommands(labels, average_window_duration_ms, detection_threshold, suppression_ms,
+                      minimum_count)  # the same argument checks
+    if scores.ndim != 2 or scores.shape != (len(times), len(labels)):
+        raise ValueError(f"scores must be [{len(times)} windows, {len(labels)} labels], "
+                         f"got shape {scores.shape}")
+    back = np.flatnonzero(np.diff(times) < 0)
+    if len(back):
+        k = int(back[0]) + 1
+        raise ValueError(f"Results must be fed in increasing time order, but received a "
+                         f"timestamp of {times[k]:g} after {times[k - 1]:g}")
+    # The same decisions as RecognizeCommands fed one result at a time, computed for all
+    # windows at once: each window's averaging range from a binary search, its average from
+    # cumulative sums. Only windows whose average passes the threshold reach the Python loop
+    # that applies the stateful rules (new label, suppression).
+    n = len(times)
+    idx = np.arange(n)
+    starts = np.searchsorted(times, times - average_window_duration_ms, side="left")
+    csum = np.concatenate([np.zeros((1, len(labels))), np.cumsum(scores, axis=0)])
+    counts = idx - starts + 1
+    average = (csum[idx + 1] - csum[starts]) / counts[:, None]
+    ready = (counts >= minimum_count) & (times - times[starts] >= average_window_duration_ms / 4)
+    top = np.argmax(average, axis=1) if n else np.zeros(0, np.int64)
+    top_score = average[idx, top]
     found: list[Detection] = []
-    for t, s in zip(times_ms, scores):
-        label, score, is_new = rc.process_latest_result(s, int(t))
-        if is_new and label != SILENCE_LABEL:
-            found.append(Detection(int(t), label, round(float(score), 6)))
+    previous_label, previous_time = SILENCE_LABEL, -math.inf
+    for i in np.flatnonzero(ready & (top_score > detection_threshold)):
+        label, t = labels[top[i]], times[i]
+        if previous_label == SILENCE_LABEL or previous_time == -math.inf:
+            since = math.inf
+        else:
+            since = t - previous_time
+        if label != previous_label and since > suppression_ms:
+            previous_label, previous_time = label, t
+            if label != SILENCE_LABEL:
+                found.append(Detection(int(t), label, round(float(top_score[i]), 6)))
     return found
 
 

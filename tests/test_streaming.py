@@ -149,6 +149,38 @@ def test_recognize_scores_never_reports_silence():
     assert all(isinstance(d, Detection) for d in found)
 
 
+def one_at_a_time(times, scores, labels, **kw):
+    rc = RecognizeCommands(labels, **kw)
+    out = []
+    for t, s in zip(times, scores):
+        label, score, new = rc.process_latest_result(s, int(t))
+        if new and label != "_silence_":
+            out.append((int(t), label, round(score, 6)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_batch_recognition_equals_feeding_results_one_at_a_time(seed):
+    rng = np.random.default_rng(seed)
+    labels = ["_silence_", "_unknown_", "a", "b"]
+    # Stretches of one dominant label with noise, irregular time steps (some equal).
+    n = 600
+    dominant = np.repeat(rng.integers(0, 4, n // 20), 20)
+    scores = rng.dirichlet(np.ones(4) * 0.5, n)
+    scores[np.arange(n), dominant] += rng.uniform(0, 2, n)
+    scores /= scores.sum(axis=1, keepdims=True)
+    times = np.cumsum(rng.integers(0, 60, n))
+    kw = dict(average_window_duration_ms=int(rng.choice([0, 300, 1000])),
+              detection_threshold=float(rng.choice([0.2, 0.5, 0.7])),
+              suppression_ms=int(rng.choice([0, 500, 1500])),
+              minimum_count=int(rng.choice([1, 3])))
+    want = one_at_a_time(times, scores, labels, **kw)
+    got = [tuple(d) for d in S.recognize_scores(times, scores, labels, **kw)]
+    assert got == want and len(want) > 0
+    with pytest.raises(ValueError, match="increasing time order.*timestamp of 5 after 10"):
+        S.recognize_scores([0, 10, 5], scores[:3], labels)
+
+
 # ------------------------------------------------------------------ counting
 
 GROUND_TRUTH = [("yes", 1000), ("no", 4000), ("up", 7000), ("_unknown_", 10000)]
