@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from kwlesson.features import FeatureSettings
+from kwlesson.models import ARCHITECTURES
 
 __all__ = [
     "TrainConfig",
@@ -58,10 +59,15 @@ __all__ = [
     "make_optimizer",
     "make_strategy",
     "format_confusion",
+    "step_line",
+    "validation_line",
+    "test_line",
     "confusion_image",
     "checkpoint_prefix",
     "latest_checkpoint",
+    "load_data",
     "load_trained",
+    "read_run_files",
     "train",
 ]
 
@@ -98,9 +104,7 @@ class TrainConfig:
                              "Words to use (others are added to the unknown class), "
                              "comma-separated.")
     model_architecture: str = _opt("conv", "What model architecture to use.",
-                                   choices=("single_fc", "conv", "low_latency_conv",
-                                            "low_latency_svdf", "tiny_conv",
-                                            "tiny_embedding_conv", "ds_cnn"))
+                                   choices=ARCHITECTURES)
     how_many_training_steps: str = _opt("15000,3000", "How many training loops to run, one "
                                         "number per learning rate, comma-separated.")
     learning_rate: str = _opt("0.001,0.0001", "How large a learning rate to use when training, "
@@ -197,7 +201,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns. ``test_accuracy`` is a fraction in [0, 1]."""
+    """What :func:`train` returns. ``test_accuracy`` is a fraction in [0, 1] (None, as is
+    ``test_confusion``, when the testing split is empty)."""
 
     model: Any
     labels: list[str]
@@ -735,7 +740,11 @@ def read_run_files(checkpoint: str | os.PathLike) -> tuple[TrainConfig, FeatureS
 # --------------------------------------------------------------------------------------------
 # Data and model
 
-def _load_data(config: TrainConfig) -> Any:
+def load_data(config: TrainConfig) -> Any:
+    """The :class:`kwlesson.data.SpeechCommands` a config describes: same words, split, seed.
+
+    >>> data = load_data(TrainConfig(data_dir="speech_commands_v0.02"))  # doctest: +SKIP
+    """
     from kwlesson.data import SpeechCommands
 
     return SpeechCommands(
@@ -769,7 +778,11 @@ def _training_batches(data: Any, config: TrainConfig, settings: FeatureSettings,
 
 
 def _eval_batches(data: Any, split: str, settings: FeatureSettings,
-                  batch_size: int) -> tf.data.Dataset:
+                  batch_size: int) -> tf.data.Dataset | None:
+    """The split in order, unaugmented; None when it is empty (e.g. validation_percentage=0)."""
+    if not len(data.index[split]):
+        logger.warning("The %s split is empty: no %s accuracy", split, split)
+        return None
     return data.dataset(split, settings, batch_size=batch_size, shuffle=False, augment=False,
                         repeat=False)
 
@@ -901,7 +914,7 @@ def train(config: TrainConfig | None = None,
     strategy = make_strategy(config.distribute)  # first: multi-worker must precede other ops
     keras.utils.set_random_seed(config.seed)
     if data is None:
-        data = _load_data(config)
+        data = load_data(config)
     labels = list(data.labels)
     num_labels = len(labels)
 
@@ -964,6 +977,8 @@ def train(config: TrainConfig | None = None,
         obs.on_checkpoint(step, prefix)
 
     def validate(step: int) -> None:
+        if val_ds is None:
+            return
         confusion = _confusion(predict, val_ds, num_labels)
         acc = _accuracy(confusion)
         logger.info("Confusion Matrix:\n %s", format_confusion(confusion))
@@ -1017,11 +1032,13 @@ def train(config: TrainConfig | None = None,
     val_writer.flush()
 
     test_ds = _eval_batches(data, "testing", settings, config.batch_size)
-    test_confusion = _confusion(predict, test_ds, num_labels)
-    test_acc = _accuracy(test_confusion)
-    logger.info("Confusion Matrix:\n %s", format_confusion(test_confusion))
-    logger.info(test_line(test_acc, int(test_confusion.sum())))
-    obs.on_test(test_acc, test_confusion, labels)
+    test_confusion, test_acc = None, None
+    if test_ds is not None:
+        test_confusion = _confusion(predict, test_ds, num_labels)
+        test_acc = _accuracy(test_confusion)
+        logger.info("Confusion Matrix:\n %s", format_confusion(test_confusion))
+        logger.info(test_line(test_acc, int(test_confusion.sum())))
+        obs.on_test(test_acc, test_confusion, labels)
 
     result = TrainResult(model=model, labels=labels, test_accuracy=test_acc,
                          test_confusion=test_confusion, checkpoint_path=checkpoint_path,

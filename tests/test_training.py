@@ -338,7 +338,7 @@ def test_load_trained_rebuilds_the_same_model(full_run):
 
 # -- resume, stop, interrupt, seeds -----------------------------------------------------------
 
-def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path):
+def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path, caplog):
     """Stop at step 13, resume: same weights at step 30 as the uninterrupted run.
 
     The run crosses the learning-rate boundary after the resume and uses Adam (optimizer
@@ -352,7 +352,10 @@ def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path):
     assert first.stopped and first.step == 13
     assert first.checkpoint_path.endswith("tiny_conv.ckpt-13")
     rec = Recorder()
+    caplog.set_level("INFO", logger="kwlesson.training")
     second = train(dataclasses.replace(cfg, start_checkpoint=first.checkpoint_path), rec)
+    assert "Restored" in caplog.text
+    assert "Replaying" not in caplog.text  # the data set starts at the batch itself
     assert rec.begin["start_step"] == 13 and [s for s, _ in rec.steps] == list(range(14, 31))
     assert rec.steps[-1][1]["rate"] == pytest.approx(0.002)
     for a, b in zip(weights(result.model), weights(second.model)):

@@ -1,0 +1,104 @@
+"""Tests for kwlesson.evaluation: a model trained for a few steps on generated tones."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from test_training import WORDS, config_for, make_corpus  # noqa: E402
+
+from kwlesson.audio import write_wav  # noqa: E402
+from kwlesson.evaluation import (  # noqa: E402
+    confusion_metrics,
+    evaluate,
+    evaluate_command,
+)
+from kwlesson.training import load_trained, train  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    corpus = make_corpus(tmp_path_factory.mktemp("corpus"))
+    cfg = config_for(corpus, tmp_path_factory.mktemp("run"), how_many_training_steps="30",
+                     learning_rate="0.01", save_step_interval=30, eval_step_interval=30)
+    return train(cfg, []), corpus
+
+
+def test_confusion_metrics_by_hand():
+    m = np.array([[5, 0, 0],
+                  [2, 6, 1],
+                  [0, 3, 0]])
+    ev = confusion_metrics(m, ["a", "b", "c"])
+    assert ev.n == 17 and ev.accuracy == pytest.approx(11 / 17)
+    assert ev.precision == pytest.approx({"a": 5 / 7, "b": 6 / 9, "c": 0.0})
+    assert ev.recall == pytest.approx({"a": 1.0, "b": 6 / 9, "c": 0.0})
+    assert ev.support == {"a": 5, "b": 9, "c": 3}
+    assert [(p["truth"], p["predicted"], p["count"]) for p in ev.confused_pairs] == [
+        ("c", "b", 3), ("b", "a", 2), ("b", "c", 1)]
+    assert ev.confused_pairs[0]["share_of_truth"] == 1.0
+
+
+def test_confusion_metrics_undefined_values_are_none():
+    ev = confusion_metrics(np.array([[4, 0], [0, 0]]), ["a", "b"])
+    assert ev.precision["b"] is None and ev.recall["b"] is None
+    assert "b " in ev.format() and ev.confused_pairs == []
+    with pytest.raises(ValueError, match="3 labels"):
+        confusion_metrics(np.zeros((2, 2)), ["a", "b", "c"])
+
+
+def test_evaluate_split_matches_the_final_test_of_training(trained):
+    result, _ = trained
+    ev = evaluate(result.checkpoint_path)
+    np.testing.assert_array_equal(ev.confusion, result.test_confusion)
+    assert ev.accuracy == pytest.approx(result.test_accuracy)
+    assert ev.labels == result.labels and ev.source.startswith("testing split of ")
+    val = evaluate(load_trained(result.train_dir), split="validation")
+    assert val.accuracy == pytest.approx(result.validation[-1][1])
+
+
+def test_evaluate_a_canonical_test_folder(trained, tmp_path):
+    result, corpus = trained
+    folder = tmp_path / "test_set"
+    counts = {}
+    for word in WORDS:  # a few clips of each word, copied from the corpus
+        (folder / word).mkdir(parents=True)
+        for p in sorted((corpus / word).glob("*.wav"))[:4]:
+            shutil.copy(p, folder / word / p.name)
+        counts[word] = 4
+    (folder / "_silence_").mkdir()
+    for i in range(3):
+        write_wav(folder / "_silence_" / f"silence_{i}.wav", np.zeros(16000, np.float32))
+    (folder / "_unknown_").mkdir()
+    for p in sorted((corpus / "cat").glob("*.wav"))[:2]:
+        shutil.copy(p, folder / "_unknown_" / p.name)
+    (folder / "bird").mkdir()  # another word's folder also counts as unknown
+    shutil.copy(sorted((corpus / "dog").glob("*.wav"))[0], folder / "bird" / "bird_0.wav")
+
+    json_path = tmp_path / "ev.json"
+    ev = evaluate_command(result.train_dir, folder=str(folder), json_path=str(json_path))
+    assert ev.support == {"_silence_": 3, "_unknown_": 3, **counts}
+    assert ev.n == 3 + 3 + 4 * len(WORDS) == int(ev.confusion.sum())
+    doc = json.loads(json_path.read_text())
+    assert doc["accuracy"] == pytest.approx(ev.accuracy) and doc["labels"] == result.labels
+    assert np.array(doc["confusion"]).shape == (5, 5)
+    assert ev.accuracy > 0.5  # tones are easy; chance is 20%
+
+
+def test_evaluate_errors_name_the_problem(trained, tmp_path):
+    result, _ = trained
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
+        evaluate(result.checkpoint_path, folder=tmp_path / "missing")
+    (tmp_path / "only_yes" / "yes").mkdir(parents=True)
+    write_wav(tmp_path / "only_yes" / "yes" / "a.wav", np.zeros(16000, np.float32))
+    with pytest.raises(ValueError, match="no clips for wanted word"):
+        evaluate(result.checkpoint_path, folder=tmp_path / "only_yes")
+    with pytest.raises(ValueError, match="split must be"):
+        evaluate(result.checkpoint_path, split="train")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        evaluate(str(Path(result.train_dir) / "tiny_conv.ckpt-999"))
