@@ -17,7 +17,7 @@ Keras model the features of the whole stream are computed once and every window 
 frames from them (exactly what per-window features give). A model that takes raw audio
 (e.g. a LiteRT ``.tflite`` file) is called on batches of windows instead.
 
-Introduced in notebook 06.
+Introduced in the course's streaming notebook ("...then listen to a stream").
 
 >>> from kwlesson.streaming import load_stream_model, recognize_stream  # doctest: +SKIP
 >>> model = load_stream_model("/tmp/speech_commands_train/tiny_conv.ckpt-400")  # doctest: +SKIP
@@ -1030,6 +1030,13 @@ def test_streaming_accuracy(
             raise ValueError(f"ground truth has label(s) {', '.join(unknown)} that the model "
                              f"does not know ({', '.join(model.labels)})")
     audio = _load_stream_audio(wav, model.sample_rate, out)
+    end_ms = len(audio) * 1000 / model.sample_rate
+    late = sum(t > end_ms for _, t in truth)
+    if late and out is not None:
+        where = os.fspath(ground_truth) if isinstance(ground_truth, (str, os.PathLike)) else \
+            "the ground truth"
+        print(f"note: {where}: {late} word(s) start after the end of the audio "
+              f"({end_ms / 1000:g} s); they count as missed", file=out)
 
     t0 = time.perf_counter()
     times, scores = stream_scores(audio, model, sample_rate=model.sample_rate,

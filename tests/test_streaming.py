@@ -437,6 +437,12 @@ def test_bad_ground_truth_and_files(stream_model, stream, tmp_path, capsys):
     rc = S.main_test_streaming_accuracy(str(stream.wav), str(bad), stream_model)
     err = capsys.readouterr().err
     assert rc == 2 and f"kwlesson test-streaming-accuracy: {bad}:2: label 'meow'" in err
+    late = tmp_path / "late.txt"
+    late.write_text(stream.labels_file.read_text() + "yes, 95000.0\n")
+    out = io.StringIO()
+    r = S.test_streaming_accuracy(stream.wav, late, stream_model, out=out)
+    assert f"note: {late}: 1 word(s) start after the end of the audio (20 s)" in out.getvalue()
+    assert r.stats.how_many_ground_truth_words == 7
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("these are my notes")
     rc = S.main_test_streaming_accuracy(str(not_audio), str(stream.labels_file), stream_model)
