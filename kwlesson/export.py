@@ -1,0 +1,1238 @@
+"""Freezing a trained keyword spotter for phones and microcontrollers, and checking the result.
+
+The seed tutorial's ``freeze.py`` turns a checkpoint into one compact file for the Android demo;
+``label_wav.py`` runs it on a wav; ``wav_to_spectrogram`` draws what the model hears. This module
+does all three for today's runtimes. :func:`freeze` writes one folder::
+
+    saved_model/         TensorFlow SavedModel; signature ``serving_default``:
+                         audio float32 [16000] or [batch, 16000] -> probabilities [..., labels]
+    model_float.tflite   LiteRT, float32: audio [1, 16000] -> probabilities [1, labels]
+    model_int8.tflite    LiteRT, int8 weights and activations (float audio in, probabilities out;
+                         the FFT stays float inside): audio [1, 16000] -> probabilities
+    model_micro.tflite   int8 features in [1, frames, bins] -> int8 scores [1, labels], for
+                         TensorFlow Lite Micro (the device computes the features itself)
+    model_data.cc / .h   model_micro.tflite as a C array (``xxd -i`` style, 16-byte aligned)
+    labels.txt           one label per line, in output order
+    model_card.json      labels, sample rate, feature settings, every file's input and output
+                         tensors (name, shape, dtype, scale, zero point), sizes, operators
+
+The audio-in models carry the feature front end inside them: the very same
+``kwlesson.features.compute_features`` that training used, with the settings read from the run's
+``<arch>_config.json`` (one source of truth). It is made of LiteRT built-in operators
+(RFFT2D, COMPLEX_ABS, FULLY_CONNECTED, LOG, ...), so no custom op is needed on the phone.
+
+The weights are baked in as constants (Keras' ``stateless_call``), which is what "freezing"
+meant in the seed's TensorFlow 1 days, and what lets the converter fold batch normalisation
+and quantise the weights.
+
+:func:`verify` runs every file on a data split and reports accuracy and agreement (float LiteRT
+against Keras, int8 against float, TensorFlow Lite Micro against LiteRT). :func:`label_wav` and
+:func:`wav_to_spectrogram` are the seed's tools. LiteRT (``ai_edge_litert``) runs every
+``.tflite`` here; TensorFlow Lite Micro's Python interpreter (PyPI ``tflite-micro``) runs the
+micro model when it is installed.
+
+Input that is not a 1 s, 16 kHz clip is converted, not refused: :func:`label_wav` reads every
+file with ``kwlesson.audio.read_wav``, which resamples any rate to the model's rate and mixes
+channels down, then pads a short clip with zeros at the end or trims a long one to the model's
+clip length (1 s). The seed's label_wav expected exactly that format.
+
+Introduced in notebook 07.
+
+>>> from kwlesson.export import freeze, verify, label_wav  # doctest: +SKIP
+>>> result = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-18000", "/tmp/kws")  # doctest: +SKIP
+>>> label_wav("/tmp/kws", "yes.wav")  # doctest: +SKIP
+yes (score = 0.912)
+_unknown_ (score = 0.043)
+no (score = 0.021)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import tensorflow as tf
+
+from kwlesson.audio import AudioError, read_wav
+from kwlesson.features import FeatureSettings, compute_features
+
+__all__ = [
+    "FLOAT_TFLITE",
+    "INT8_TFLITE",
+    "LABELS_FILE",
+    "MICRO_HEADER",
+    "MICRO_SOURCE",
+    "MICRO_TFLITE",
+    "MODEL_CARD",
+    "SAVED_MODEL_DIR",
+    "FreezeResult",
+    "TFLiteModel",
+    "c_array_source",
+    "calibration_audio",
+    "convert",
+    "format_verification",
+    "freeze",
+    "frozen_logits",
+    "label_wav",
+    "load_labels",
+    "load_model_card",
+    "main_freeze",
+    "main_label_wav",
+    "main_wav_to_spectrogram",
+    "run_micro",
+    "serving_module",
+    "tflite_tensors",
+    "verify",
+    "wav_to_spectrogram",
+]
+
+SAVED_MODEL_DIR = "saved_model"
+FLOAT_TFLITE = "model_float.tflite"
+INT8_TFLITE = "model_int8.tflite"
+MICRO_TFLITE = "model_micro.tflite"
+LABELS_FILE = "labels.txt"
+MODEL_CARD = "model_card.json"
+MICRO_SOURCE = "model_data.cc"
+MICRO_HEADER = "model_data.h"
+#: Name of the C array in model_data.cc (the TensorFlow Lite Micro examples' ``g_model``).
+MICRO_ARRAY = "g_model"
+#: Training clips used to calibrate the int8 models' activation ranges.
+DEFAULT_CALIBRATION_CLIPS = 300
+#: verify()'s thresholds, the promises this module makes about its files.
+MIN_FLOAT_AGREEMENT = 0.995
+MAX_INT8_DROP = 0.01
+MIN_MICRO_AGREEMENT = 0.99
+
+KINDS = ("float", "int8", "micro")
+#: Name scope of the feature front end inside the audio-in models.
+FRONT_END_SCOPE = "features"
+
+
+# --------------------------------------------------------------------------------------------
+# Building the functions to convert
+
+
+def frozen_logits(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``features -> logits`` with the model's current weights baked in as constants.
+
+    Converting a function that reads Keras 3 variables leaves them as resource variables in
+    the ``.tflite`` (VAR_HANDLE / READ_VARIABLE), which the int8 calibrator cannot run; constants
+    are what the converter folds and quantises.
+
+    >>> f = frozen_logits(create_model("tiny_conv"))  # doctest: +SKIP
+    >>> f(tf.zeros([1, 98, 40])).shape  # doctest: +SKIP
+    TensorShape([1, 12])
+    """
+    trainable = [np.asarray(v.numpy()) for v in model.trainable_variables]
+    non_trainable = [np.asarray(v.numpy()) for v in model.non_trainable_variables]
+
+    def logits(features: tf.Tensor) -> tf.Tensor:
+        # tf.constant inside the traced function puts the values into the graph itself.
+        out, _ = model.stateless_call([tf.constant(w) for w in trainable],
+                                      [tf.constant(w) for w in non_trainable],
+                                      features, training=False)
+        return out
+
+    return logits
+
+
+def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1) -> Any:
+    """Concrete function raw audio [batch, samples] -> {"probabilities": [batch, labels]}."""
+    spec = tf.TensorSpec([batch, settings.desired_samples], tf.float32, name="audio")
+
+    @tf.function(input_signature=[spec])
+    def audio_to_probabilities(audio: tf.Tensor) -> dict[str, tf.Tensor]:
+        # The scope names the front end's nodes, so int8 conversion can keep them float.
+        with tf.name_scope(FRONT_END_SCOPE):
+            features = compute_features(audio, settings)
+        return {"probabilities": tf.nn.softmax(logits(features))}
+
+    return audio_to_probabilities.get_concrete_function()
+
+
+def _features_fn(logits: Callable, settings: FeatureSettings) -> Any:
+    """Concrete function features [1, frames, bins] -> {"scores": softmax [1, labels]}."""
+    spec = tf.TensorSpec([1, *settings.shape], tf.float32, name="features")
+
+    @tf.function(input_signature=[spec])
+    def features_to_scores(features: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"scores": tf.nn.softmax(logits(features))}
+
+    return features_to_scores.get_concrete_function()
+
+
+def serving_module(model: Any, settings: FeatureSettings, labels: Sequence[str]) -> tf.Module:
+    """A ``tf.Module`` whose ``serving_default`` takes raw audio of any batch shape.
+
+    ``audio`` float32 in [-1, 1], shaped ``[samples]`` or ``[batch, samples]`` (any leading
+    dimensions) with ``samples = settings.desired_samples``; returns ``{"probabilities":
+    [..., labels]}``. ``labels()`` returns the label strings.
+
+    >>> m = serving_module(model, FeatureSettings(), labels)  # doctest: +SKIP
+    >>> m.serve(tf.zeros([16000]))["probabilities"].shape  # doctest: +SKIP
+    TensorShape([12])
+    """
+    logits = frozen_logits(model)
+    samples = settings.desired_samples
+    n_labels = len(labels)
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="audio")])
+    def serve(audio: tf.Tensor) -> dict[str, tf.Tensor]:
+        shape = tf.shape(audio)
+        checks = [
+            tf.debugging.assert_greater_equal(
+                tf.rank(audio), 1, message="audio must be [samples] or [batch, samples]"),
+            tf.debugging.assert_equal(
+                shape[-1], samples,
+                message=f"audio must have {samples} samples ({settings.clip_duration_ms} ms at "
+                        f"{settings.sample_rate} Hz) in its last dimension"),
+        ]
+        with tf.control_dependencies(checks):
+            flat = tf.reshape(audio, [-1, samples])
+        probs = tf.nn.softmax(logits(compute_features(flat, settings)))
+        out_shape = tf.concat([shape[:-1], [n_labels]], axis=0)
+        return {"probabilities": tf.reshape(probs, out_shape)}
+
+    @tf.function(input_signature=[])
+    def get_labels() -> tf.Tensor:
+        return tf.constant(list(labels))
+
+    module.serve = serve
+    module.labels = get_labels
+    return module
+
+
+def _front_end_nodes(float_model: bytes) -> list[str]:
+    """Output tensor names of the ops that belong to the feature front end (and nothing else)."""
+    interp = _litert_interpreter(float_model)
+    tensors = interp.get_tensor_details()
+    names = []
+    for op in interp._get_ops_details():
+        for i in op["outputs"]:
+            parts = [p for p in tensors[i]["name"].split(";") if p]
+            if parts and all(p.startswith(FRONT_END_SCOPE + "/") for p in parts):
+                names.append(tensors[i]["name"])
+    return names
+
+
+def convert(concrete_fn: Any, kind: str,
+            representative: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:
+    """Convert a concrete function to a ``.tflite`` flatbuffer.
+
+    ``kind``: ``"float"`` (float32 throughout), ``"int8"`` (int8 weights and activations in the
+    network, float input and output, and the feature front end left in float) or ``"micro"``
+    (int8 only, int8 input and output: what TensorFlow Lite Micro runs). ``representative``
+    yields ``[input]`` lists for calibration (needed for int8 and micro).
+
+    Why the front end stays float in "int8": 8-bit audio has a noise floor of about -48 dB,
+    and a log of mel energies spanning 1e-6 to 1e2 cannot be fed from one linear int8 scale;
+    quantising them halved the accuracy of a trained tiny_conv. Its nodes (the
+    ``FRONT_END_SCOPE`` name scope) are kept float with the converter's selective quantisation
+    (``tf.lite.experimental.QuantizationDebugger`` with ``denylisted_nodes``).
+
+    >>> tflite = convert(fn, "micro", lambda: ([x[None]] for x in features))  # doctest: +SKIP
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+
+    def converter() -> Any:
+        # An empty module as trackable_obj takes the converter's current (SavedModel) path;
+        # the weights are constants already, so it has nothing to track.
+        c = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], tf.Module())
+        if kind != "float":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.representative_dataset = representative
+        if kind == "int8":
+            # TFLITE_BUILTINS lets ops stay float: RFFT2D has no int8 kernel.
+            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                           tf.lite.OpsSet.TFLITE_BUILTINS]
+        elif kind == "micro":
+            c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            c.inference_input_type = tf.int8
+            c.inference_output_type = tf.int8
+        return c
+
+    if kind != "float" and representative is None:
+        raise ValueError(f"a {kind} model needs a representative dataset for calibration")
+    try:
+        if kind != "int8":
+            return converter().convert()
+        front_end = _front_end_nodes(converter_float(concrete_fn))
+        if not front_end:
+            return converter().convert()
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=front_end)
+        with warnings.catch_warnings():
+            # The debugger checks its work with the deprecated tf.lite.Interpreter; every
+            # model this module runs goes through LiteRT.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter(), debug_dataset=representative, debug_options=options)
+            return debugger.get_nondebug_quantized_model()
+    except Exception as err:  # the converter raises many types; say which model failed
+        raise RuntimeError(f"converting to a {kind} .tflite failed: {err}") from err
+
+
+def converter_float(concrete_fn: Any) -> bytes:
+    """The float ``.tflite`` of a concrete function (see :func:`convert`)."""
+    return convert(concrete_fn, "float")
+
+
+# --------------------------------------------------------------------------------------------
+# Running .tflite files
+
+
+def _litert_interpreter(model: str | os.PathLike | bytes, num_threads: int | None = 1) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(model, (bytes, bytearray)):
+        interp = Interpreter(model_content=bytes(model), num_threads=num_threads)
+    else:
+        interp = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+    interp.allocate_tensors()
+    return interp
+
+
+def _quant(detail: dict) -> tuple[float, int]:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return float(scale), int(zero)
+
+
+class TFLiteModel:
+    """One ``.tflite`` file in LiteRT, called on float arrays; (de)quantises int8 ends itself.
+
+    ``kind`` is ``"audio"`` (input [1, samples]) or ``"features"`` (input [1, frames, bins]).
+    Calling it on a batch runs the clips one at a time (the files have a batch of 1, as a phone
+    or microcontroller runs them) and returns float probabilities [n, labels].
+
+    >>> m = TFLiteModel("/tmp/kws/model_int8.tflite")  # doctest: +SKIP
+    >>> m(np.zeros([2, 16000], np.float32)).shape  # doctest: +SKIP
+    (2, 12)
+    """
+
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = 1,
+                 name: str | None = None) -> None:
+        self.name = name or (os.fspath(model) if not isinstance(model, bytes) else "<bytes>")
+        try:
+            self.interpreter = _litert_interpreter(model, num_threads)
+        except (ValueError, RuntimeError) as err:
+            raise ValueError(f"{self.name}: not a LiteRT model ({err})") from err
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"{self.name}: expected one input and one output, the model has "
+                             f"{len(inputs)} and {len(outputs)}")
+        self.input, self.output = inputs[0], outputs[0]
+        self.input_shape = tuple(int(d) for d in self.input["shape"])
+        self.kind = "audio" if len(self.input_shape) == 2 else "features"
+        self.num_labels = int(np.prod(self.output["shape"][1:]))
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float input -> the input tensor's dtype (int8 with its scale and zero point)."""
+        dtype = self.input["dtype"]
+        if np.issubdtype(dtype, np.integer):
+            scale, zero = _quant(self.input)
+            info = np.iinfo(dtype)
+            return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+        return np.asarray(x, dtype)
+
+    def dequantize_output(self, y: np.ndarray) -> np.ndarray:
+        """Output tensor -> float scores."""
+        if np.issubdtype(y.dtype, np.integer):
+            scale, zero = _quant(self.output)
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32)
+
+    def invoke_raw(self, x: np.ndarray) -> np.ndarray:
+        """Run one already-quantised input of the input tensor's exact shape; raw output."""
+        self.interpreter.set_tensor(self.input["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"]).copy()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        one_shape = self.input_shape[1:]
+        single = x.shape == one_shape
+        if single:
+            x = x[None]
+        if x.shape[1:] != one_shape:
+            raise ValueError(f"{self.name}: expects inputs shaped {list(one_shape)} "
+                             f"(or a batch of them), got {list(x.shape)}")
+        rows = [self.dequantize_output(self.invoke_raw(self.quantize_input(one[None])))
+                .reshape(-1) for one in x]
+        out = np.stack(rows) if rows else np.zeros((0, self.num_labels), np.float32)
+        return out[0] if single else out
+
+
+def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
+    """Run an int8 model in TensorFlow Lite Micro's Python interpreter, one input at a time.
+
+    ``inputs``: already-quantised int8 [n, frames, bins]; returns the raw int8 outputs
+    [n, labels]. Needs ``pip install tflite-micro``.
+
+    >>> run_micro(open("model_micro.tflite", "rb").read(), q).shape  # doctest: +SKIP
+    (100, 12)
+    """
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as err:
+        raise ImportError("running the micro model needs TensorFlow Lite Micro's Python "
+                          "interpreter: pip install tflite-micro") from err
+    interp = runtime.Interpreter.from_bytes(bytes(model), arena_size=arena_size)
+    rows = []
+    for one in inputs:
+        interp.set_input(np.ascontiguousarray(one[None]), 0)
+        interp.invoke()
+        rows.append(np.array(interp.get_output(0)).reshape(-1))
+    return np.stack(rows) if rows else np.zeros((0, 0), np.int8)
+
+
+def tflite_tensors(model: str | os.PathLike | bytes) -> dict[str, Any]:
+    """Inputs, outputs and operators of a ``.tflite``, as the model card lists them.
+
+    >>> tflite_tensors("/tmp/kws/model_micro.tflite")["inputs"][0]["dtype"]  # doctest: +SKIP
+    'int8'
+    """
+    interp = _litert_interpreter(model)
+
+    def describe(d: dict) -> dict[str, Any]:
+        scale, zero = _quant(d)
+        return {"name": d["name"], "index": int(d["index"]),
+                "shape": [int(n) for n in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+                "quantization": {"scale": scale, "zero_point": zero}}
+
+    ops = sorted({op["op_name"] for op in interp._get_ops_details()} - {"DELEGATE"})
+    signatures = interp.get_signature_list()
+    return {"inputs": [describe(d) for d in interp.get_input_details()],
+            "outputs": [describe(d) for d in interp.get_output_details()],
+            "operators": ops, "signatures": signatures}
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration data
+
+
+def _data_for(config: Any, data_dir: str | os.PathLike | None = None) -> Any:
+    """The run's data set, split as training split it (same percentages and seed)."""
+    from kwlesson.data import SpeechCommands
+
+    folder = Path(data_dir if data_dir is not None else config.data_dir).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder}: data folder not found; the int8 models are calibrated on training "
+            "clips: pass data_dir (--data_dir) or use quantize=False for float files only")
+    return SpeechCommands(
+        folder, wanted_words=config.words(), silence_percentage=config.silence_percentage,
+        unknown_percentage=config.unknown_percentage,
+        validation_percentage=config.validation_percentage,
+        testing_percentage=config.testing_percentage, seed=config.seed,
+        sample_rate=config.sample_rate, clip_duration_ms=config.clip_duration_ms,
+        progress=False)
+
+
+def calibration_audio(data: Any, settings: FeatureSettings,
+                      count: int = DEFAULT_CALIBRATION_CLIPS, seed: int = 0) -> np.ndarray:
+    """``count`` random training clips as float32 audio [n, samples], unaugmented.
+
+    >>> calibration_audio(sc, FeatureSettings(), 100).shape  # doctest: +SKIP
+    (100, 16000)
+    """
+    if count < 1:
+        raise ValueError(f"calibration needs at least 1 clip, not {count}")
+    ds = data.dataset("training", settings, batch_size=count, shuffle=True, augment=False,
+                      repeat=False, features=False, seed=seed)
+    for audio, _ in ds.take(1):
+        return np.asarray(audio, np.float32)
+    raise ValueError(f"{data.data_dir}: the training split is empty; nothing to calibrate on")
+
+
+# --------------------------------------------------------------------------------------------
+# The C array for TensorFlow Lite Micro
+
+
+def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSettings,
+                   micro: dict[str, Any], source_note: str = "") -> tuple[str, str]:
+    """(model_data.cc, model_data.h) for a micro model: the bytes as an aligned C array
+    (``xxd -i`` style) with its length, the labels, the feature shape and the input and output
+    quantisation, so firmware needs nothing else from this folder.
+
+    >>> cc, h = c_array_source(tflite, labels, settings, tflite_tensors(tflite))  # doctest: +SKIP
+    """
+    inp, out = micro["inputs"][0]["quantization"], micro["outputs"][0]["quantization"]
+    frames, bins = settings.shape
+    guard = "KWLESSON_MODEL_DATA_H_"
+    note = f"// {source_note}\n" if source_note else ""
+    header = f"""\
+// The int8 keyword-spotting model for TensorFlow Lite Micro, written by kwlesson.export.
+{note}// Input: int8 [1, {frames}, {bins}] features ({settings.preprocess}), quantised as
+//   q = round(x / kInputScale) + kInputZeroPoint.
+// Output: int8 [1, {len(labels)}] scores, probability = (q - kOutputZeroPoint) * kOutputScale.
+#ifndef {guard}
+#define {guard}
+
+constexpr int kSampleRate = {settings.sample_rate};
+constexpr int kClipSamples = {settings.desired_samples};
+constexpr int kFeatureFrames = {frames};
+constexpr int kFeatureBins = {bins};
+constexpr int kLabelCount = {len(labels)};
+constexpr float kInputScale = {inp['scale']!r}f;
+constexpr int kInputZeroPoint = {inp['zero_point']};
+constexpr float kOutputScale = {out['scale']!r}f;
+constexpr int kOutputZeroPoint = {out['zero_point']};
+
+extern const char* const kLabels[kLabelCount];
+extern const unsigned char {MICRO_ARRAY}[];
+extern const unsigned int {MICRO_ARRAY}_len;
+
+#endif  // {guard}
+"""
+    rows = []
+    for i in range(0, len(model), 12):
+        rows.append("  " + ", ".join(f"0x{b:02x}" for b in model[i:i + 12]) + ",")
+    # json.dumps gives a C-compatible quoted string for printable labels.
+    label_list = ", ".join(json.dumps(label) for label in labels)
+    source = f"""\
+// The int8 keyword-spotting model for TensorFlow Lite Micro, written by kwlesson.export.
+{note}#include "{MICRO_HEADER}"
+
+const char* const kLabels[kLabelCount] = {{{label_list}}};
+
+// TensorFlow Lite Micro reads the flatbuffer in place: keep it 16-byte aligned.
+alignas(16) const unsigned char {MICRO_ARRAY}[] = {{
+{chr(10).join(rows)}
+}};
+const unsigned int {MICRO_ARRAY}_len = {len(model)};
+"""
+    return source, header
+
+
+# --------------------------------------------------------------------------------------------
+# freeze
+
+
+@dataclass
+class FreezeResult:
+    """What :func:`freeze` wrote: the folder, each file's path and size, and the model card."""
+
+    output_dir: Path
+    files: dict[str, Path]
+    card: dict[str, Any]
+    seconds: float = 0.0
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line per file with its size, for the terminal."""
+        lines = [(f"Froze {self.card['model_architecture']} (step {self.card['step']}, "
+                 f"{len(self.card['labels'])} labels) into {self.output_dir}")]
+        for name, size in self.sizes.items():
+            lines.append(f"  {name:<20} {size:>10,} bytes")
+        return "\n".join(lines)
+
+
+def _load_checkpoint(checkpoint: str | os.PathLike, model_architecture: str | None) -> Any:
+    """load_trained, with errors that name the architectures involved."""
+    from kwlesson.training import load_trained, read_run_files
+
+    try:
+        config, _, _ = read_run_files(checkpoint)
+    except FileNotFoundError:
+        config = None  # load_trained below says what is missing
+    if model_architecture and config is not None \
+            and config.model_architecture != model_architecture:
+        raise ValueError(
+            f"{checkpoint}: this run trained {config.model_architecture} (its "
+            f"{config.model_architecture}_config.json says so), not {model_architecture}; "
+            f"drop --model_architecture or pass the {model_architecture} checkpoint")
+    try:
+        trained = load_trained(checkpoint)
+    except ValueError as err:
+        if config is None or "incompatible" not in str(err) and "shape" not in str(err):
+            raise
+        found = _guess_architecture(checkpoint, config)
+        raise ValueError(
+            f"{checkpoint}: the run description says {config.model_architecture}, but the "
+            f"checkpoint holds the weights of {found or 'another architecture'} "
+            f"({str(err).splitlines()[0]})") from None
+    if model_architecture and trained.config.model_architecture != model_architecture:
+        raise ValueError(f"{trained.checkpoint_path}: a {trained.config.model_architecture} "
+                         f"checkpoint, not {model_architecture}")
+    # load_trained tolerates checkpoint values the model does not use (the optimizer's); make
+    # sure every weight of the model did come from the checkpoint.
+    status = tf.train.Checkpoint(model=trained.model).read(trained.checkpoint_path)
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as err:
+        raise ValueError(f"{trained.checkpoint_path}: does not hold every weight of a "
+                         f"{trained.config.model_architecture} model ({err})") from None
+    status.expect_partial()
+    return trained
+
+
+def _guess_architecture(checkpoint: str | os.PathLike, config: Any) -> str | None:
+    """The architecture whose weight shapes match the checkpoint's, if one does."""
+    from kwlesson import models
+    from kwlesson.training import _resolve_checkpoint
+
+    try:
+        prefix = _resolve_checkpoint(os.fspath(checkpoint), None)
+        shapes = sorted(tuple(s) for k, s in tf.train.list_variables(prefix)
+                        if k.startswith("optimizer/_trainable_variables/"))
+    except (ValueError, FileNotFoundError, tf.errors.OpError):
+        return None
+    settings = config.feature_settings()
+    for arch in models.ARCHITECTURES:
+        try:
+            model = models.create_model(arch, settings.shape, len(config.words()) + 2)
+        except ValueError:
+            continue
+        if sorted(tuple(v.shape) for v in model.trainable_variables) == shapes:
+            return arch
+    return None
+
+
+def _replace_into(tmp: Path, out: Path) -> None:
+    """Move every entry of ``tmp`` into ``out``, replacing entries of the same name only."""
+    out.mkdir(parents=True, exist_ok=True)
+    for entry in tmp.iterdir():
+        target = out / entry.name
+        if target.is_dir() and not target.is_symlink():
+            old = out / f".{entry.name}.old{os.getpid()}"
+            target.rename(old)
+            entry.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(entry, target)
+
+
+def _file_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def freeze(
+    checkpoint: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    model_architecture: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    data: Any = None,
+    calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
+    quantize: bool = True,
+    stream: TextIO | None = None,
+) -> FreezeResult:
+    """Export a trained checkpoint: SavedModel, float / int8 / micro ``.tflite``, C array,
+    labels and model card (see the module docstring for what each file is).
+
+    ``checkpoint``: a prefix (``<train_dir>/<arch>.ckpt-<step>``) or a train_dir (its latest);
+    the labels and feature settings come from ``<arch>_config.json`` next to it.
+    ``model_architecture``: optional, as the seed's freeze.py flag; a different architecture
+    from the run's is an error naming both. ``data_dir``: where the training clips for int8
+    calibration are (default: the run's ``data_dir``); ``data``: an already loaded
+    :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes only the float
+    files (no data needed). Files are built in a temporary folder and moved into
+    ``output_dir`` at the end, replacing only files of the same names. ``stream``: where the
+    progress lines go (default stdout; ``None`` after construction means stdout).
+
+    >>> r = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
+    >>> sorted(r.files)[:3]  # doctest: +SKIP
+    ['labels.txt', 'model_card.json', 'model_data.cc']
+    """
+    from kwlesson import __version__
+    from kwlesson.models import count_macs
+
+    t0 = time.monotonic()
+    out = Path(output_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: exists and is not a folder")
+    say = (lambda text: print(text, file=stream or sys.stdout))
+    trained = _load_checkpoint(checkpoint, model_architecture)
+    model, labels, settings, config = (trained.model, trained.labels, trained.settings,
+                                       trained.config)
+    if int(model.output_shape[-1]) != len(labels):
+        raise ValueError(f"{trained.checkpoint_path}: the model has {model.output_shape[-1]} "
+                         f"outputs but its run lists {len(labels)} labels")
+
+    calib = None
+    if quantize:
+        if data is None:
+            data = _data_for(config, data_dir)
+        if list(data.labels) != list(labels):
+            raise ValueError(f"{data.data_dir}: its labels {list(data.labels)} differ from the "
+                             f"model's {labels}; calibrate on the data the model was trained on")
+        calib = calibration_audio(data, settings, calibration_clips, seed=config.seed)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp", dir=out.parent))
+    try:
+        files: dict[str, Path] = {}
+        module = serving_module(model, settings, labels)
+        tf.saved_model.save(module, str(tmp / SAVED_MODEL_DIR),
+                            signatures={"serving_default": module.serve,
+                                        "labels": module.labels})
+        files[SAVED_MODEL_DIR] = tmp / SAVED_MODEL_DIR
+
+        logits = frozen_logits(model)
+        audio_fn = _audio_fn(logits, settings)
+        blobs = {FLOAT_TFLITE: convert(audio_fn, "float")}
+        if calib is not None:
+            def audio_rep() -> Iterable[list[np.ndarray]]:
+                for clip in calib:
+                    yield [clip[None]]
+
+            feats = compute_features(calib, settings).numpy()
+
+            def feature_rep() -> Iterable[list[np.ndarray]]:
+                for f in feats:
+                    yield [f[None]]
+
+            blobs[INT8_TFLITE] = convert(audio_fn, "int8", audio_rep)
+            blobs[MICRO_TFLITE] = convert(_features_fn(logits, settings), "micro", feature_rep)
+        for name, blob in blobs.items():
+            (tmp / name).write_bytes(blob)
+            files[name] = tmp / name
+        (tmp / LABELS_FILE).write_text("\n".join(labels) + "\n", encoding="utf-8")
+        files[LABELS_FILE] = tmp / LABELS_FILE
+
+        tensors = {name: tflite_tensors(blob) for name, blob in blobs.items()}
+        if MICRO_TFLITE in blobs:
+            note = f"From {trained.checkpoint_path} (step {trained.step})."
+            cc, h = c_array_source(blobs[MICRO_TFLITE], labels, settings,
+                                   tensors[MICRO_TFLITE], note)
+            (tmp / MICRO_SOURCE).write_text(cc, encoding="utf-8")
+            (tmp / MICRO_HEADER).write_text(h, encoding="utf-8")
+            files[MICRO_SOURCE] = tmp / MICRO_SOURCE
+            files[MICRO_HEADER] = tmp / MICRO_HEADER
+
+        card_files: dict[str, Any] = {
+            SAVED_MODEL_DIR: {
+                "format": "TensorFlow SavedModel",
+                "signatures": {
+                    "serving_default": {
+                        "inputs": [{"name": "audio", "shape": None, "dtype": "float32",
+                                    "note": f"[{settings.desired_samples}] or [batch, "
+                                            f"{settings.desired_samples}], samples in [-1, 1]"}],
+                        "outputs": [{"name": "probabilities", "shape": None,
+                                     "dtype": "float32",
+                                     "note": f"[{len(labels)}] or [batch, {len(labels)}], "
+                                             "softmax over labels"}]},
+                    "labels": {"inputs": [], "outputs": [
+                        {"name": "output_0", "shape": [len(labels)], "dtype": "string"}]}},
+            },
+        }
+        what = {FLOAT_TFLITE: "float32; raw audio in, probabilities out",
+                INT8_TFLITE: "int8 weights and activations (FFT in float); raw float audio "
+                             "in, float probabilities out",
+                MICRO_TFLITE: "int8 only, for TensorFlow Lite Micro; int8 features in, int8 "
+                              "softmax scores out"}
+        for name in blobs:
+            card_files[name] = {"format": "TFLite flatbuffer (LiteRT)", "what": what[name],
+                                **tensors[name]}
+        if MICRO_SOURCE in files:
+            card_files[MICRO_SOURCE] = {
+                "format": "C++ source for TensorFlow Lite Micro", "array": MICRO_ARRAY,
+                "length_variable": f"{MICRO_ARRAY}_len", "length": len(blobs[MICRO_TFLITE]),
+                "alignment": 16, "header": MICRO_HEADER}
+            card_files[MICRO_HEADER] = {"format": "C++ header", "declares": [
+                MICRO_ARRAY, f"{MICRO_ARRAY}_len", "kLabels", "kInputScale", "kInputZeroPoint",
+                "kOutputScale", "kOutputZeroPoint", "kFeatureFrames", "kFeatureBins"]}
+        card_files[LABELS_FILE] = {"format": "text, one label per line, in output order"}
+        for name, path in files.items():
+            card_files[name]["bytes"] = _file_size(path)
+
+        card = {
+            "kwlesson_version": __version__,
+            "model_architecture": config.model_architecture,
+            "checkpoint": str(trained.checkpoint_path),
+            "step": trained.step,
+            "labels": list(labels),
+            "sample_rate": settings.sample_rate,
+            "clip_samples": settings.desired_samples,
+            "clip_duration_ms": settings.clip_duration_ms,
+            "feature_settings": settings.to_dict(),
+            "feature_shape": list(settings.shape),
+            "parameters": int(model.count_params()),
+            "macs": int(count_macs(model)),
+            "calibration": (None if calib is None else {
+                "split": "training", "clips": len(calib),
+                "data_dir": str(getattr(data, "data_dir", ""))}),
+            "audio_input": "float32 samples in [-1, 1] (16-bit PCM / 32768), mono, "
+                           f"{settings.sample_rate} Hz, exactly {settings.desired_samples} "
+                           "samples: resample, pad or trim before calling",
+            "train_config": config.to_dict(),
+            "files": card_files,
+        }
+        (tmp / MODEL_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+        files[MODEL_CARD] = tmp / MODEL_CARD
+        sizes = {name: card_files[name]["bytes"] for name in card_files}
+        sizes[MODEL_CARD] = _file_size(tmp / MODEL_CARD)
+        _replace_into(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = FreezeResult(output_dir=out, files={n: out / n for n in files}, card=card,
+                          seconds=time.monotonic() - t0, sizes=sizes)
+    say(result.summary())
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Reading an export folder
+
+
+def load_model_card(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The model card of an export folder (or of the folder a ``.tflite`` sits in), or None.
+
+    >>> load_model_card("/tmp/kws")["labels"][:2]  # doctest: +SKIP
+    ['_silence_', '_unknown_']
+    """
+    p = Path(path)
+    card = (p if p.is_dir() else p.parent) / MODEL_CARD
+    if not card.is_file():
+        return None
+    try:
+        return json.loads(card.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{card}: not a valid model card ({err})") from err
+
+
+def load_labels(path: str | os.PathLike, expected: int | None = None) -> list[str]:
+    """Labels from a labels file, or from ``labels.txt`` in a folder / next to a ``.tflite``.
+
+    ``expected``: the model's number of outputs; a different count is an error naming the file
+    and both numbers (a labels file from another model is the usual cause).
+
+    >>> load_labels("/tmp/kws")[:3]  # doctest: +SKIP
+    ['_silence_', '_unknown_', 'yes']
+    """
+    p = Path(path)
+    if p.is_dir():
+        f = p / LABELS_FILE
+    elif p.suffix == ".tflite":
+        f = p.with_name(LABELS_FILE)
+    else:
+        f = p
+    if not f.is_file():
+        raise FileNotFoundError(f"{f}: labels file not found (one label per line, in the "
+                                "model's output order; freeze writes it next to the model)")
+    labels = [line.strip() for line in f.read_text(encoding="utf-8").splitlines()]
+    labels = [x for x in labels if x]
+    if not labels:
+        raise ValueError(f"{f}: labels file is empty")
+    if expected is not None and len(labels) != expected:
+        raise ValueError(f"{f}: lists {len(labels)} labels but the model has {expected} "
+                         "outputs; is it the labels file of another model?")
+    return labels
+
+
+def _export_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: export folder not found")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# verify
+
+
+def verify(
+    export_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    data: Any = None,
+    split: str = "validation",
+    max_clips: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    micro: bool = True,
+) -> dict[str, Any]:
+    """Run every exported model on a split and check the promises made about them.
+
+    Reference: the Keras model rebuilt from the checkpoint named in the model card (or
+    ``checkpoint``), fed features from ``compute_features``; if the checkpoint is gone, the
+    SavedModel. Returns accuracies (``keras``, ``float``, ``int8``, ``micro`` in LiteRT,
+    ``micro_tflm`` in TensorFlow Lite Micro), agreements of top-1 predictions, and ``checks``:
+
+    * ``float_agrees_with_keras``: float LiteRT and Keras agree on >= 99.5% of clips;
+    * ``int8_within_1_point``: int8 accuracy is at most 1 point below float;
+    * ``micro_runs_in_tflm``: the micro model runs in TensorFlow Lite Micro and agrees with
+      LiteRT on >= 99% of clips (None when ``tflite-micro`` is not installed).
+
+    ``passed`` is True when every check that ran passed. ``data_dir``: the data set (default:
+    the run's); ``data``: a loaded :class:`kwlesson.data.SpeechCommands` instead.
+    ``max_clips``: a random subset of the split, for speed.
+
+    >>> report = verify("/tmp/kws")  # doctest: +SKIP
+    >>> report["accuracy"]["int8"], report["passed"]  # doctest: +SKIP
+    (0.871, True)
+    """
+    from kwlesson.training import TrainConfig, load_trained
+
+    d = _export_dir(Path(export_dir))
+    card = load_model_card(d)
+    if card is None:
+        raise FileNotFoundError(f"{d / MODEL_CARD}: model card not found; is {d} a folder "
+                                "written by freeze?")
+    labels = load_labels(d, expected=len(card["labels"]))
+    if labels != card["labels"]:
+        raise ValueError(f"{d / LABELS_FILE}: labels {labels} differ from the model card's "
+                         f"{card['labels']}")
+    settings = FeatureSettings.from_dict(card["feature_settings"])
+    config = TrainConfig.from_dict(card["train_config"])
+    if data is None:
+        data = _data_for(config, data_dir)
+    if list(data.labels) != labels:
+        raise ValueError(f"{data.data_dir}: its labels {list(data.labels)} differ from the "
+                         f"model's {labels}")
+    audio, truth = data.arrays(split)
+    if max_clips is not None and len(audio) > max_clips:
+        pick = np.sort(np.random.default_rng(0).choice(len(audio), max_clips, replace=False))
+        audio, truth = audio[pick], truth[pick]
+    if len(audio) == 0:
+        raise ValueError(f"{data.data_dir}: the {split} split is empty")
+    features = np.concatenate([compute_features(audio[i:i + 256], settings).numpy()
+                               for i in range(0, len(audio), 256)])
+
+    ckpt = checkpoint or card.get("checkpoint")
+    keras_probs, reference = None, None
+    if ckpt and Path(str(ckpt) + ".index").exists() or (ckpt and Path(ckpt).is_dir()):
+        trained = load_trained(ckpt)
+        logits = np.concatenate([
+            np.asarray(trained.model(features[i:i + 256], training=False))
+            for i in range(0, len(features), 256)])
+        keras_probs = tf.nn.softmax(logits).numpy()
+        reference = f"keras ({trained.checkpoint_path})"
+    else:
+        loaded = tf.saved_model.load(str(d / SAVED_MODEL_DIR))
+        serve = loaded.signatures["serving_default"]
+        keras_probs = np.concatenate([
+            serve(audio=tf.constant(audio[i:i + 256]))["probabilities"].numpy()
+            for i in range(0, len(audio), 256)])
+        reference = f"saved_model ({d / SAVED_MODEL_DIR})"
+
+    preds: dict[str, np.ndarray] = {"keras": keras_probs.argmax(-1)}
+    probs: dict[str, np.ndarray] = {"keras": keras_probs}
+    for kind, name, x in (("float", FLOAT_TFLITE, audio), ("int8", INT8_TFLITE, audio),
+                          ("micro", MICRO_TFLITE, features)):
+        if (d / name).is_file():
+            m = TFLiteModel(d / name)
+            probs[kind] = m(x)
+            preds[kind] = probs[kind].argmax(-1)
+    tflm_note = None
+    if micro and (d / MICRO_TFLITE).is_file():
+        m = TFLiteModel(d / MICRO_TFLITE)
+        q = m.quantize_input(features)
+        try:
+            raw = run_micro((d / MICRO_TFLITE).read_bytes(), q)
+            preds["micro_tflm"] = raw.argmax(-1)
+        except ImportError as err:
+            tflm_note = str(err)
+
+    def agree(a: str, b: str) -> float | None:
+        return float(np.mean(preds[a] == preds[b])) if a in preds and b in preds else None
+
+    accuracy = {k: float(np.mean(v == truth)) for k, v in preds.items()}
+    agreement = {"float_vs_keras": agree("float", "keras"),
+                 "int8_vs_float": agree("int8", "float"),
+                 "micro_vs_keras": agree("micro", "keras"),
+                 "micro_tflm_vs_litert": agree("micro_tflm", "micro")}
+    checks: dict[str, bool | None] = {
+        "float_agrees_with_keras": (None if agreement["float_vs_keras"] is None
+                                    else agreement["float_vs_keras"] >= MIN_FLOAT_AGREEMENT),
+        "int8_within_1_point": (None if "int8" not in accuracy else
+                                accuracy["float"] - accuracy["int8"] <= MAX_INT8_DROP + 1e-9),
+        "micro_runs_in_tflm": (None if agreement["micro_tflm_vs_litert"] is None
+                               else agreement["micro_tflm_vs_litert"] >= MIN_MICRO_AGREEMENT),
+    }
+    max_diff = (float(np.abs(probs["float"] - probs["keras"]).max())
+                if "float" in probs else None)
+    return {
+        "export_dir": str(d), "split": split, "clips": len(audio),
+        "reference": reference, "accuracy": accuracy, "agreement": agreement,
+        "max_probability_difference_float_vs_keras": max_diff,
+        "checks": checks, "passed": all(v for v in checks.values() if v is not None),
+        "notes": [tflm_note] if tflm_note else [],
+    }
+
+
+def format_verification(report: dict[str, Any]) -> str:
+    """A few lines summarising :func:`verify`'s report.
+
+    >>> print(format_verification(report))  # doctest: +SKIP
+    """
+    lines = [(f"{report['export_dir']}: {report['clips']} {report['split']} clips, "
+             f"reference {report['reference']}")]
+    for k, v in report["accuracy"].items():
+        lines.append(f"  accuracy {k:<11} {100 * v:6.2f}%")
+    for k, v in report["agreement"].items():
+        if v is not None:
+            lines.append(f"  agreement {k:<21} {100 * v:6.2f}%")
+    for k, v in report["checks"].items():
+        lines.append(f"  {k:<24} {'skipped' if v is None else 'ok' if v else 'FAILED'}")
+    lines += [f"  note: {n}" for n in report["notes"]]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# label_wav
+
+
+class _Labeller:
+    """Whatever label_wav was given, as clip -> probabilities."""
+
+    def __init__(self, model: str | os.PathLike, labels: str | os.PathLike | Sequence[str] | None
+                 ) -> None:
+        p = Path(model).expanduser()
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: model not found (an export folder, a .tflite file "
+                                    "or a SavedModel folder)")
+        self.card = load_model_card(p)
+        self.name = str(p)
+        if p.is_dir() and (p / "saved_model.pb").is_file():
+            self._saved_model(p)
+            where = p.parent
+        elif p.is_dir():
+            tfl = p / FLOAT_TFLITE
+            if not tfl.is_file():
+                found = sorted(x.name for x in p.glob("*.tflite"))
+                if (p / SAVED_MODEL_DIR / "saved_model.pb").is_file():
+                    self._saved_model(p / SAVED_MODEL_DIR)
+                elif found:
+                    tfl = p / found[0]
+                else:
+                    raise FileNotFoundError(f"{p}: no {FLOAT_TFLITE}, other .tflite or "
+                                            f"{SAVED_MODEL_DIR}/ in this folder")
+            if tfl.is_file():
+                self._tflite(tfl)
+            where = p
+        else:
+            self._tflite(p)
+            where = p.parent
+        if labels is None:
+            self.labels = load_labels(where, expected=self.num_labels)
+        elif isinstance(labels, (str, os.PathLike)):
+            self.labels = load_labels(labels, expected=self.num_labels)
+        else:
+            self.labels = list(labels)
+            if len(self.labels) != self.num_labels:
+                raise ValueError(f"{len(self.labels)} labels given but {self.name} has "
+                                 f"{self.num_labels} outputs")
+
+    def _saved_model(self, path: Path) -> None:
+        loaded = tf.saved_model.load(str(path))
+        serve = loaded.signatures["serving_default"]
+        if self.card is None:
+            self.card = load_model_card(path.parent)
+        if self.card is None:
+            raise FileNotFoundError(f"{path.parent / MODEL_CARD}: needed to know the clip "
+                                    "length of a SavedModel")
+        self.num_labels = len(self.card["labels"])
+        self.sample_rate = int(self.card["sample_rate"])
+        self.samples = int(self.card["clip_samples"])
+        self.settings = FeatureSettings.from_dict(self.card["feature_settings"])
+        self._run = lambda clip: serve(audio=tf.constant(clip))["probabilities"].numpy()
+        self.name = str(path)
+
+    def _tflite(self, path: Path) -> None:
+        m = TFLiteModel(path)
+        self.num_labels = m.num_labels
+        self.name = str(path)
+        if m.kind == "audio":
+            self.samples = m.input_shape[-1]
+            self.sample_rate = int(self.card["sample_rate"]) if self.card else 16000
+            self._run = m
+            return
+        if self.card is None:
+            raise FileNotFoundError(f"{path}: takes features, and their settings are in "
+                                    f"{MODEL_CARD}, which is not next to it")
+        settings = FeatureSettings.from_dict(self.card["feature_settings"])
+        if tuple(m.input_shape[1:]) != settings.shape:
+            raise ValueError(f"{path}: takes features {list(m.input_shape[1:])}, but "
+                             f"{MODEL_CARD} describes {list(settings.shape)}")
+        self.sample_rate, self.samples = settings.sample_rate, settings.desired_samples
+        self._run = lambda clip: m(compute_features(clip, settings).numpy())
+
+    def __call__(self, clip: np.ndarray) -> np.ndarray:
+        return np.asarray(self._run(clip), np.float32).reshape(-1)
+
+
+def _wav_files(target: Path) -> list[Path]:
+    if target.is_dir():
+        files = sorted(p for p in target.rglob("*") if p.suffix.lower() in (".wav", ".flac"))
+        if not files:
+            raise FileNotFoundError(f"{target}: no .wav or .flac files in this folder")
+        return files
+    if not target.exists():
+        raise FileNotFoundError(f"{target}: wav file not found")
+    return [target]
+
+
+def label_wav(
+    model: str | os.PathLike,
+    wav: str | os.PathLike,
+    top_k: int = 3,
+    labels: str | os.PathLike | Sequence[str] | None = None,
+    stream: TextIO | None = None,
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Print the ``top_k`` labels of a wav (or of every wav in a folder), as the seed's
+    label_wav.py: ``yes (score = 0.912)``.
+
+    ``model``: an export folder (uses ``model_float.tflite`` and ``labels.txt``), a ``.tflite``
+    file (``labels.txt`` next to it; a features-in micro model also needs ``model_card.json``)
+    or a SavedModel folder. ``labels``: a labels file or list instead; its count must match the
+    model's outputs. Each file is read with ``kwlesson.audio.read_wav``: any sample rate is
+    resampled to the model's, channels are mixed down, and the clip is padded with zeros at
+    the end or trimmed to the model's length (1 s). For a folder, each file's lines follow a
+    line with its path; a file that cannot be read gets an error line and the rest go on.
+    Returns ``[(path, [(label, score), ...]), ...]``.
+
+    >>> label_wav("/tmp/kws", "left.wav")  # doctest: +SKIP
+    left (score = 0.812)
+    _unknown_ (score = 0.094)
+    right (score = 0.030)
+    """
+    out = stream or sys.stdout
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    target = Path(wav).expanduser()
+    files = _wav_files(target)
+    labeller = _Labeller(model, labels)
+    k = min(top_k, len(labeller.labels))
+    results = []
+    for f in files:
+        if target.is_dir():
+            print(f"{f}:", file=out)
+        try:
+            clip = read_wav(f, sample_rate=labeller.sample_rate, clip_samples=labeller.samples)
+        except AudioError as err:
+            if not target.is_dir():
+                raise
+            print(f"  error: {err}", file=out)
+            continue
+        scores = labeller(clip)
+        top = [(labeller.labels[i], float(scores[i])) for i in np.argsort(-scores)[:k]]
+        for label, score in top:
+            print(f"{'  ' if target.is_dir() else ''}{label} (score = {score:.3f})", file=out)
+        results.append((str(f), top))
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# wav_to_spectrogram
+
+
+def wav_to_spectrogram(
+    input_wav: str | os.PathLike,
+    output_image: str | os.PathLike,
+    window_size: int = 256,
+    stride: int = 128,
+    brightness: float = 64.0,
+) -> np.ndarray:
+    """Write a wav's spectrogram as a grayscale PNG, as the seed's wav_to_spectrogram tool.
+
+    Rows are time (one per ``stride`` samples, top = start), columns are frequency (low on the
+    left, ``window_size // 2 + 1`` of them for a power-of-two window); each pixel is the
+    magnitude times ``brightness``, capped at 255. The wav is read at 16 kHz (other rates are
+    resampled) as samples in [-1, 1]. The file is always PNG, whatever its extension.
+    Returns the image, uint8 [frames, bins].
+
+    >>> wav_to_spectrogram("yes.wav", "/tmp/spectrogram.png").shape  # doctest: +SKIP
+    (124, 129)
+    """
+    if window_size < 2 or stride < 1:
+        raise ValueError(f"window_size must be >= 2 and stride >= 1, got {window_size}, "
+                         f"{stride}")
+    if not brightness > 0:
+        raise ValueError(f"brightness must be positive, not {brightness}")
+    audio = read_wav(input_wav)
+    rate = 16000
+    settings = FeatureSettings(sample_rate=rate, window_size_ms=window_size * 1000 / rate,
+                               window_stride_ms=stride * 1000 / rate, preprocess="spectrogram")
+    if (settings.window_size_samples, settings.window_stride_samples) != (window_size, stride):
+        # ms round trips can lose a sample; say so rather than draw a different window.
+        raise ValueError(f"window_size={window_size} / stride={stride} samples do not map "
+                         f"to whole samples at {rate} Hz")
+    if len(audio) < window_size:
+        raise AudioError(f"{input_wav}: {len(audio)} samples, shorter than one window of "
+                         f"{window_size}")
+    from kwlesson.features import spectrogram
+
+    magnitude = spectrogram(audio, settings).numpy()
+    image = np.minimum(magnitude * brightness, 255.0).astype(np.uint8)
+    png = tf.io.encode_png(image[:, :, None]).numpy()
+    target = Path(output_image).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.write_bytes(png)
+    os.replace(tmp, target)
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line entry points (wired by kwlesson.cli)
+
+
+def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str | None = None,
+                data_dir: str | None = None,
+                calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
+                quantize: bool = True, verify_split: str | None = None) -> int:
+    """``kwlesson freeze --start_checkpoint CKPT --output_dir DIR``; 0 on success, 2 on bad
+    input, 1 when ``verify_split`` was given and a check failed.
+
+    >>> main_freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
+    0
+    """
+    try:
+        result = freeze(start_checkpoint, output_dir, model_architecture=model_architecture,
+                        data_dir=data_dir, calibration_clips=calibration_clips,
+                        quantize=quantize)
+        if verify_split:
+            report = verify(result.output_dir, data_dir, split=verify_split)
+            print(format_verification(report))
+            return 0 if report["passed"] else 1
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as err:
+        print(f"kwlesson freeze: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main_label_wav(graph: str, wav: str, labels: str | None = None,
+                   how_many_labels: int = 3) -> int:
+    """``kwlesson label_wav --graph MODEL --wav FILE_OR_FOLDER [--labels FILE]
+    [--how_many_labels 3]`` (the seed's flag names); 0 on success, 2 on bad input.
+
+    >>> main_label_wav("/tmp/kws", "yes.wav")  # doctest: +SKIP
+    0
+    """
+    try:
+        label_wav(graph, wav, top_k=how_many_labels, labels=labels)
+    except (FileNotFoundError, ValueError, AudioError) as err:
+        print(f"kwlesson label_wav: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main_wav_to_spectrogram(input_wav: str, output_image: str, window_size: int = 256,
+                            stride: int = 128, brightness: float = 64.0) -> int:
+    """``kwlesson wav_to_spectrogram --input_wav FILE --output_image PNG [--window_size 256]
+    [--stride 128] [--brightness 64]``; 0 on success, 2 on bad input.
+
+    >>> main_wav_to_spectrogram("yes.wav", "/tmp/spectrogram.png")  # doctest: +SKIP
+    0
+    """
+    try:
+        image = wav_to_spectrogram(input_wav, output_image, window_size, stride, brightness)
+    except (FileNotFoundError, ValueError, AudioError) as err:
+        print(f"kwlesson wav_to_spectrogram: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {output_image} ({image.shape[1]} x {image.shape[0]} pixels: frequency "
+          "across, time down)")
+    return 0
