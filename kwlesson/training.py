@@ -1018,13 +1018,16 @@ def train(config: TrainConfig | None = None,
                 logger.info("Stop requested at step %d", step)
                 stopped = True
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         step = int(step_var.numpy())
         if step != saved_step:
             logger.info("Interrupted at step %d; saving a checkpoint", step)
             save(step)
         train_writer.flush()
         val_writer.flush()
+        if checkpoint_path:  # so the terminal or notebook says how to go on
+            interrupt.add_note(f"Interrupted at step {step}; resume with "
+                               f"start_checkpoint={checkpoint_path}")
         raise
     if stopped and step != saved_step:
         save(step)
