@@ -118,8 +118,8 @@ def confusion_metrics(confusion: np.ndarray, labels: list[str], source: str = ""
     off.sort(key=lambda t: (-t[0], t[1], t[2]))
     pairs = [{"truth": labels[i], "predicted": labels[j], "count": c,
               "share_of_truth": float(c / actual[i])} for c, i, j in off[:top]]
-    return Evaluation(labels=list(labels), confusion=m, accuracy=float(diag.sum() / n) if n else 0.0,
-                      n=n, precision=precision, recall=recall,
+    return Evaluation(labels=list(labels), confusion=m,
+                      accuracy=float(diag.sum() / n) if n else 0.0, n=n, precision=precision, recall=recall,
                       support={lab: int(actual[i]) for i, lab in enumerate(labels)},
                       confused_pairs=pairs, source=source, checkpoint=checkpoint)
 
@@ -128,7 +128,8 @@ def evaluate_model(model: Any, dataset: tf.data.Dataset, labels: list[str], sour
                    checkpoint: str = "") -> Evaluation:
     """Run ``model`` (logits out) over batches of (features, label index) and score it.
 
-    >>> ev = evaluate_model(tm.model, data.dataset("testing", tm.settings), tm.labels)  # doctest: +SKIP
+    >>> batches = data.dataset("testing", tm.settings)  # doctest: +SKIP
+    >>> ev = evaluate_model(tm.model, batches, tm.labels)  # doctest: +SKIP
     """
     shape = tuple(model.input_shape[1:])
 

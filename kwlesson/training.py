@@ -717,7 +717,8 @@ def read_run_files(checkpoint: str | os.PathLike) -> tuple[TrainConfig, FeatureS
                                                           list[str]]:
     """(config, feature settings, labels) stored next to a checkpoint or in a train_dir.
 
-    >>> cfg, settings, labels = read_run_files("/tmp/speech_commands_train/conv.ckpt-100")  # doctest: +SKIP
+    >>> ckpt = "/tmp/speech_commands_train/conv.ckpt-100"
+    >>> cfg, settings, labels = read_run_files(ckpt)  # doctest: +SKIP
     """
     p = Path(checkpoint)
     d = p if p.is_dir() else p.parent
@@ -881,8 +882,9 @@ def train(config: TrainConfig | None = None,
     Every seed log line also goes to the ``kwlesson.training`` logger at INFO level (silent
     unless you configure logging, e.g. to keep a log file).
 
-    >>> result = train(TrainConfig(data_dir="data", model_architecture="tiny_conv",  # doctest: +SKIP
-    ...                            how_many_training_steps="200", learning_rate="0.01"))
+    >>> cfg = TrainConfig(data_dir="data", model_architecture="tiny_conv",
+    ...                   how_many_training_steps="200", learning_rate="0.01")
+    >>> result = train(cfg)  # doctest: +SKIP
     >>> result.test_accuracy, result.checkpoint_path  # doctest: +SKIP
     (0.71, '/tmp/speech_commands_train/tiny_conv.ckpt-200')
     """
