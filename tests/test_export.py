@@ -1,0 +1,428 @@
+"""Tests for kwlesson.export on a tiny model trained here, on tones generated in tmp_path.
+
+One tiny_conv is trained for a couple of hundred steps on a corpus where each word is a tone
+of its own pitch, frozen once, and every test reads that export folder. Each architecture is
+also converted (untrained: conversion does not care) to check that every one of them freezes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("ai_edge_litert")
+
+from kwlesson import export
+from kwlesson.audio import fit_length, write_wav
+from kwlesson.features import FeatureSettings, compute_features
+from kwlesson.models import ARCHITECTURES, create_model
+from kwlesson.training import TrainConfig, load_trained, train
+
+WORDS = ("yes", "no", "up")
+OTHERS = ("cat", "dog")  # folders that become _unknown_
+RATE = 16000
+
+
+def tone(freq: float, rng: np.random.Generator, samples: int = RATE, rate: int = RATE,
+         level: float = 0.4) -> np.ndarray:
+    """A tone with a smooth envelope at a random time, plus a little noise."""
+    t = np.arange(samples) / rate
+    on = int(rng.integers(samples // 16, samples // 3))
+    off = min(samples, on + int(rng.integers(samples * 3 // 8, samples // 2)))
+    env = np.zeros(samples)
+    env[on:off] = np.hanning(off - on)
+    x = level * env * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(samples)
+    return x.astype(np.float32)
+
+
+def word_freq(k: int) -> float:
+    return 300.0 * (k + 1)
+
+
+def make_corpus(root: Path, per_word: int = 40, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for k, word in enumerate(WORDS + OTHERS):
+        (root / word).mkdir(parents=True)
+        for i in range(per_word):
+            f = word_freq(k) * (1 + 0.03 * rng.standard_normal())
+            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_{i % 2}.wav", tone(f, rng))
+    (root / "_background_noise_").mkdir()
+    noise = (0.3 * rng.standard_normal(3 * RATE)).clip(-1, 1).astype(np.float32)
+    write_wav(root / "_background_noise_" / "white_noise.wav", noise)
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("export_corpus"))
+
+
+@pytest.fixture(scope="session")
+def trained(corpus, tmp_path_factory):
+    run = tmp_path_factory.mktemp("export_run")
+    cfg = TrainConfig(
+        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
+        how_many_training_steps="150,50", learning_rate="0.01,0.002", batch_size=20,
+        optimizer="adam", eval_step_interval=200, save_step_interval=200,
+        validation_percentage=30.0, testing_percentage=10.0,
+        train_dir=str(run / "train"), summaries_dir=str(run / "logs"), verbosity="warn", seed=3)
+    return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def exported(trained, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "kws"
+    export.freeze(trained.checkpoint_path, out, calibration_clips=60, stream=io.StringIO())
+    return out
+
+
+@pytest.fixture(scope="session")
+def card(exported) -> dict:
+    return json.loads((exported / export.MODEL_CARD).read_text())
+
+
+def clip_of(word: str, seed: int = 100, samples: int = RATE, rate: int = RATE) -> np.ndarray:
+    k = (WORDS + OTHERS).index(word)
+    return tone(word_freq(k), np.random.default_rng(seed), samples=samples, rate=rate)
+
+
+# ------------------------------------------------------------------------------- the files
+
+
+def test_freeze_writes_every_file_and_a_complete_model_card(exported, card, trained):
+    for name in (export.SAVED_MODEL_DIR, export.FLOAT_TFLITE, export.INT8_TFLITE,
+                 export.MICRO_TFLITE, export.MICRO_SOURCE, export.MICRO_HEADER,
+                 export.LABELS_FILE, export.MODEL_CARD):
+        assert (exported / name).exists(), name
+    assert not list(exported.parent.glob(".kws.tmp*")), "temporary folder left behind"
+    labels = trained.labels
+    assert (exported / "labels.txt").read_text().splitlines() == labels
+    assert card["labels"] == labels
+    assert card["sample_rate"] == 16000 and card["clip_samples"] == 16000
+    # One source of truth: the settings the run was trained with.
+    assert FeatureSettings.from_dict(card["feature_settings"]) == trained.settings
+    assert card["model_architecture"] == "tiny_conv" and card["step"] == 200
+    assert card["parameters"] == trained.model.count_params()
+    n = len(labels)
+    files = card["files"]
+    for name in (export.FLOAT_TFLITE, export.INT8_TFLITE, export.MICRO_TFLITE):
+        assert files[name]["bytes"] == (exported / name).stat().st_size
+        for t in files[name]["inputs"] + files[name]["outputs"]:
+            assert set(t) >= {"name", "shape", "dtype", "quantization"}
+            assert set(t["quantization"]) == {"scale", "zero_point"}
+    float_in, float_out = files[export.FLOAT_TFLITE]["inputs"][0], \
+        files[export.FLOAT_TFLITE]["outputs"][0]
+    assert (float_in["shape"], float_in["dtype"]) == ([1, 16000], "float32")
+    assert (float_out["shape"], float_out["dtype"]) == ([1, n], "float32")
+    assert files[export.INT8_TFLITE]["inputs"][0]["dtype"] == "float32"
+    micro_in, micro_out = files[export.MICRO_TFLITE]["inputs"][0], \
+        files[export.MICRO_TFLITE]["outputs"][0]
+    assert (micro_in["shape"], micro_in["dtype"]) == ([1, *trained.settings.shape], "int8")
+    assert micro_in["quantization"]["scale"] > 0
+    assert (micro_out["shape"], micro_out["dtype"]) == ([1, n], "int8")
+    # int8 softmax output: the full [0, 1) range on 256 steps.
+    assert micro_out["quantization"] == {"scale": 1 / 256, "zero_point": -128}
+    assert set(files[export.MICRO_TFLITE]["operators"]) <= {
+        "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "MEAN",
+        "MAX_POOL_2D", "AVERAGE_POOL_2D", "MUL", "SUM", "RELU", "ADD"}
+    assert files[export.MICRO_SOURCE]["length"] == files[export.MICRO_TFLITE]["bytes"]
+
+
+def test_saved_model_serving_signature_takes_raw_audio(exported, trained):
+    loaded = tf.saved_model.load(str(exported / export.SAVED_MODEL_DIR))
+    serve = loaded.signatures["serving_default"]
+    clips = np.stack([clip_of(w, seed=i) for i, w in enumerate(WORDS)])
+    batch = serve(audio=tf.constant(clips))["probabilities"].numpy()
+    one = serve(audio=tf.constant(clips[0]))["probabilities"].numpy()
+    n = len(trained.labels)
+    assert batch.shape == (3, n) and one.shape == (n,)
+    np.testing.assert_allclose(batch.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(one, batch[0], atol=1e-5)
+    keras = tf.nn.softmax(trained.model(compute_features(clips, trained.settings))).numpy()
+    np.testing.assert_allclose(batch, keras, atol=1e-4)
+    labels = [s.decode() for s in loaded.signatures["labels"]()["output_0"].numpy()]
+    assert labels == trained.labels
+    with pytest.raises(tf.errors.InvalidArgumentError, match="16000 samples"):
+        serve(audio=tf.zeros([8000]))
+
+
+def test_tflite_audio_models_take_raw_audio_with_a_float_front_end(exported):
+    clips = np.stack([clip_of(w, seed=7 + i) for i, w in enumerate(WORDS)])
+    loaded = tf.saved_model.load(str(exported / export.SAVED_MODEL_DIR))
+    reference = loaded.signatures["serving_default"](audio=tf.constant(clips))[
+        "probabilities"].numpy()
+    fl = export.TFLiteModel(exported / export.FLOAT_TFLITE)
+    np.testing.assert_allclose(fl(clips), reference, atol=1e-4)
+    q = export.TFLiteModel(exported / export.INT8_TFLITE)
+    assert q.kind == "audio"
+    probs = q(clips)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
+    assert (probs.argmax(-1) == reference.argmax(-1)).all()
+    # Which ops run in which type: FFT and log in float, the network in int8.
+    interp = q.interpreter
+    tensors = interp.get_tensor_details()
+    out_type = {}
+    for op in interp._get_ops_details():
+        out_type.setdefault(op["op_name"], set()).add(tensors[op["outputs"][0]]["dtype"])
+    assert out_type["RFFT2D"] == {np.complex64}
+    assert out_type["LOG"] == {np.float32}
+    assert out_type["CONV_2D"] == {np.int8}
+    assert np.int8 in out_type["FULLY_CONNECTED"]
+
+
+def test_c_array_is_the_micro_model(exported, card):
+    source = (exported / export.MICRO_SOURCE).read_text()
+    header = (exported / export.MICRO_HEADER).read_text()
+    blob = (exported / export.MICRO_TFLITE).read_bytes()
+    body = source.split("g_model[] = {", 1)[1].split("};", 1)[0]
+    data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
+    assert data == blob
+    assert f"const unsigned int g_model_len = {len(blob)};" in source
+    assert "alignas(16) const unsigned char g_model[]" in source
+    micro_in = card["files"][export.MICRO_TFLITE]["inputs"][0]["quantization"]
+    assert f"constexpr int kInputZeroPoint = {micro_in['zero_point']};" in header
+    assert f"constexpr int kLabelCount = {len(card['labels'])};" in header
+    assert all(f'"{label}"' in source for label in card["labels"])
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler:  # the strongest check that it is valid C++: compile it
+        done = subprocess.run([compiler, "-std=c++17", "-Wall", "-Werror", "-fsyntax-only",
+                               str(exported / export.MICRO_SOURCE)], capture_output=True,
+                              text=True, check=False)
+        assert done.returncode == 0, done.stderr
+
+
+# ------------------------------------------------------------------------------- verify
+
+
+def test_verify_keeps_the_promises(exported, corpus):
+    report = export.verify(exported, corpus)
+    assert report["clips"] >= 40
+    assert report["reference"].startswith("keras")
+    acc, agree = report["accuracy"], report["agreement"]
+    assert acc["keras"] > 0.9, report  # tones are easy: the model did learn
+    assert agree["float_vs_keras"] >= 0.995
+    assert acc["float"] - acc["int8"] <= 0.01
+    assert report["max_probability_difference_float_vs_keras"] < 1e-3
+    assert report["checks"]["float_agrees_with_keras"] is True
+    assert report["checks"]["int8_within_1_point"] is True
+    try:
+        import tflite_micro  # noqa: F401
+    except ImportError:
+        assert report["checks"]["micro_runs_in_tflm"] is None
+        assert "tflite-micro" in report["notes"][0]
+    else:
+        assert agree["micro_tflm_vs_litert"] >= 0.99
+        assert report["checks"]["micro_runs_in_tflm"] is True
+    assert report["passed"] is True
+    assert "float_agrees_with_keras  ok" in export.format_verification(report)
+
+
+def test_verify_catches_a_float_model_that_is_not_the_checkpoint(exported, corpus, tmp_path,
+                                                                 trained):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported, broken)
+    other = create_model("tiny_conv", trained.settings.shape, len(trained.labels))
+    fn = export._audio_fn(export.frozen_logits(other), trained.settings)
+    (broken / export.FLOAT_TFLITE).write_bytes(export.convert(fn, "float"))
+    report = export.verify(broken, corpus, micro=False)
+    assert report["checks"]["float_agrees_with_keras"] is False
+    assert report["passed"] is False
+
+
+def test_micro_model_runs_in_tensorflow_lite_micro(exported, trained):
+    pytest.importorskip("tflite_micro", reason="pip install tflite-micro")
+    clips = np.stack([clip_of(w, seed=30 + i) for i, w in enumerate(WORDS * 2)])
+    feats = compute_features(clips, trained.settings).numpy()
+    litert = export.TFLiteModel(exported / export.MICRO_TFLITE)
+    q = litert.quantize_input(feats)
+    assert q.dtype == np.int8
+    tflm = export.run_micro((exported / export.MICRO_TFLITE).read_bytes(), q)
+    lite = np.stack([litert.invoke_raw(x[None]).reshape(-1) for x in q])
+    assert tflm.dtype == np.int8 and tflm.shape == lite.shape
+    assert np.abs(tflm.astype(int) - lite.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_architecture_converts(arch):
+    settings = FeatureSettings()
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((3, RATE))).astype(np.float32)
+    feats = compute_features(audio, settings).numpy()
+    model = create_model(arch, settings.shape, 12)
+    logits = export.frozen_logits(model)
+    fl = export.TFLiteModel(export.convert(export._audio_fn(logits, settings), "float"))
+    expected = tf.nn.softmax(model(feats, training=False)).numpy()
+    np.testing.assert_allclose(fl(audio), expected, atol=1e-4)
+    micro = export.convert(export._features_fn(logits, settings), "micro",
+                           lambda: ([f[None]] for f in feats))
+    m = export.TFLiteModel(micro)
+    assert m.input["dtype"] == np.int8 and m.output["dtype"] == np.int8
+    assert m(feats).shape == (3, 12)
+    try:
+        raw = export.run_micro(micro, m.quantize_input(feats[:1]))
+    except ImportError:
+        return
+    assert raw.shape == (1, 12)
+
+
+# ------------------------------------------------------------------------------- label_wav
+
+
+LINE = re.compile(r"^(\S+) \(score = (\d\.\d{3})\)$")
+
+
+def test_label_wav_prints_the_seeds_lines(exported, tmp_path):
+    wav = tmp_path / "up.wav"
+    write_wav(wav, clip_of("up"))
+    out = io.StringIO()
+    results = export.label_wav(exported, wav, top_k=3, stream=out)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    assert parsed[0].group(1) == "up"
+    scores = [float(m.group(2)) for m in parsed]
+    assert scores == sorted(scores, reverse=True)
+    assert results[0][1][0][0] == "up"
+
+
+def test_label_wav_reads_every_kind_of_model_alike(exported, tmp_path):
+    wav = tmp_path / "no.wav"
+    write_wav(wav, clip_of("no", seed=5))
+    tops = {}
+    for model in (exported, exported / export.FLOAT_TFLITE, exported / export.INT8_TFLITE,
+                  exported / export.MICRO_TFLITE, exported / export.SAVED_MODEL_DIR):
+        res = export.label_wav(model, wav, top_k=1, stream=io.StringIO())
+        tops[model.name] = res[0][1][0][0]
+    assert set(tops.values()) == {"no"}, tops
+
+
+def test_label_wav_on_a_folder_goes_on_past_a_broken_file(exported, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_wav(folder / "a_yes.wav", clip_of("yes", seed=1))
+    (folder / "b_broken.wav").write_bytes(b"RIFF\x00\x00not really a wav")
+    write_wav(folder / "c_up.wav", clip_of("up", seed=2))
+    out = io.StringIO()
+    results = export.label_wav(exported, folder, top_k=2, stream=out)
+    text = out.getvalue()
+    assert [Path(p).name for p, _ in results] == ["a_yes.wav", "c_up.wav"]
+    assert [top[0][0] for _, top in results] == ["yes", "up"]
+    assert "b_broken.wav" in text and "error:" in text
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+def test_missing_labels_file_is_a_clear_error(exported, tmp_path):
+    model = tmp_path / "alone.tflite"
+    shutil.copy(exported / export.FLOAT_TFLITE, model)
+    wav = tmp_path / "yes.wav"
+    write_wav(wav, clip_of("yes"))
+    with pytest.raises(FileNotFoundError, match=r"labels\.txt: labels file not found"):
+        export.label_wav(model, wav, stream=io.StringIO())
+    assert export.main_label_wav(str(model), str(wav)) == 2
+
+
+def test_labels_file_of_another_model_is_a_clear_error(exported, tmp_path, card):
+    folder = tmp_path / "mismatch"
+    shutil.copytree(exported, folder)
+    (folder / export.LABELS_FILE).write_text("yes\nno\n")
+    wav = tmp_path / "yes.wav"
+    write_wav(wav, clip_of("yes"))
+    n = len(card["labels"])
+    with pytest.raises(ValueError, match=rf"labels\.txt: lists 2 labels but the model has {n} "
+                                         "outputs"):
+        export.label_wav(folder, wav, stream=io.StringIO())
+    with pytest.raises(ValueError, match=r"lists 2 labels"):
+        export.verify(folder)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_a_wav_at_another_rate_is_resampled(exported, tmp_path, rate):
+    wav = tmp_path / f"up_{rate}.wav"
+    write_wav(wav, clip_of("up", seed=9, samples=rate, rate=rate), sample_rate=rate)
+    res = export.label_wav(exported, wav, top_k=1, stream=io.StringIO())
+    assert res[0][1][0][0] == "up"
+
+
+@pytest.mark.parametrize("samples", [RATE // 2, RATE * 17 // 10])
+def test_a_short_or_long_wav_is_padded_or_trimmed(exported, tmp_path, samples):
+    x = clip_of("yes", seed=11, samples=samples)
+    wav = tmp_path / f"yes_{samples}.wav"
+    write_wav(wav, x)
+    res = export.label_wav(exported, wav, top_k=12, stream=io.StringIO())
+    # Same scores as the clip padded with zeros / trimmed to 1 s by hand.
+    expected = export.TFLiteModel(exported / export.FLOAT_TFLITE)(fit_length(
+        np.round(x * 32767) / 32768, RATE).astype(np.float32))
+    labels = (exported / "labels.txt").read_text().split()
+    got = dict(res[0][1])
+    np.testing.assert_allclose([got[label] for label in labels], expected, atol=2e-3)
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(trained, tmp_path):
+    with pytest.raises(ValueError, match=r"trained tiny_conv .* not ds_cnn"):
+        export.freeze(trained.checkpoint_path, tmp_path / "out", model_architecture="ds_cnn",
+                      quantize=False, stream=io.StringIO())
+    assert not (tmp_path / "out").exists()
+    # The weights of one architecture filed under another's name.
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    src = Path(trained.checkpoint_path)
+    for f in src.parent.glob(src.name + ".*"):
+        shutil.copy(f, fake / f.name.replace("tiny_conv", "ds_cnn"))
+    doc = json.loads((src.parent / "tiny_conv_config.json").read_text())
+    doc["model_architecture"] = doc["train_config"]["model_architecture"] = "ds_cnn"
+    (fake / "ds_cnn_config.json").write_text(json.dumps(doc))
+    ckpt = fake / src.name.replace("tiny_conv", "ds_cnn")
+    with pytest.raises(ValueError, match=r"says ds_cnn, but the checkpoint holds the weights "
+                                         r"of tiny_conv"):
+        export.freeze(ckpt, tmp_path / "out2", quantize=False, stream=io.StringIO())
+    assert export.main_freeze(str(ckpt), str(tmp_path / "out3"), quantize=False) == 2
+
+
+def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"gone: data folder not found"):
+        export.freeze(trained.checkpoint_path, tmp_path / "q", data_dir=tmp_path / "gone",
+                      stream=io.StringIO())
+    out = tmp_path / "float_only"
+    result = export.freeze(trained.checkpoint_path, out, quantize=False, stream=io.StringIO())
+    assert (out / export.FLOAT_TFLITE).is_file() and not (out / export.MICRO_TFLITE).exists()
+    assert result.card["calibration"] is None
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(NotADirectoryError):
+        export.freeze(trained.checkpoint_path, tmp_path / "a_file", quantize=False)
+
+
+def test_load_trained_round_trip_matches_the_export(trained, card):
+    again = load_trained(card["checkpoint"])
+    assert again.labels == card["labels"] and again.step == card["step"]
+
+
+# ------------------------------------------------------------------------------- spectrogram
+
+
+def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
+    t = np.arange(RATE) / RATE
+    wav = tmp_path / "tone.wav"
+    # Quiet enough that brightness 64 does not saturate the peak: the argmax is the peak.
+    write_wav(wav, (0.02 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    png = tmp_path / "out" / "spectrogram.png"
+    image = export.wav_to_spectrogram(wav, png)
+    assert image.dtype == np.uint8 and image.shape == (1 + (RATE - 256) // 128, 129)
+    decoded = tf.io.decode_png(png.read_bytes()).numpy()
+    assert decoded.shape == (*image.shape, 1)
+    np.testing.assert_array_equal(decoded[..., 0], image)
+    # 1 kHz with 256-sample windows at 16 kHz: bin 1000 / (16000 / 256) = 16.
+    assert np.bincount(image.argmax(axis=1)).argmax() == 16
+    assert 0 < image.max() < 255
+    assert export.main_wav_to_spectrogram(str(wav), str(tmp_path / "b.png")) == 0
+    assert export.main_wav_to_spectrogram(str(tmp_path / "none.wav"), str(png)) == 2
