@@ -591,19 +591,20 @@ def _run_workers(jobs: list[dict], workers: int, total: int, progress: bool) -> 
     Plain subprocesses rather than multiprocessing: no re-import of the user's script or
     notebook, and a crash in the C library cannot take the caller down with it.
     """
-    from tqdm.auto import tqdm
-
     events: queue.Queue = queue.Queue()
     code = "from kwlesson.synth import _worker_main; _worker_main()"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent)] +
         ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
 
+    procs: list[subprocess.Popen] = []
+
     def run(job: dict) -> None:
         try:
             proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                     env=env)
+            procs.append(proc)
             # stderr is drained by a helper thread so a chatty worker cannot block on a full pipe.
             err_lines: list[str] = []
             drain = threading.Thread(target=lambda: err_lines.extend(proc.stderr), daemon=True)
@@ -627,8 +628,23 @@ def _run_workers(jobs: list[dict], workers: int, total: int, progress: bool) -> 
             events.put(("done", None))
 
     pending = list(jobs)
-    running = 0
     errors: list[str] = []
+    try:
+        _drive(pending, workers, total, progress, run, events, errors)
+    finally:
+        # Interrupted (Ctrl-C) or failed: stop the workers we started rather than orphan them.
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    if errors:
+        raise RuntimeError(f"speech synthesis failed: {errors[0]}")
+
+
+def _drive(pending: list[dict], workers: int, total: int, progress: bool, run,  # noqa: ANN001
+           events: queue.Queue, errors: list[str]) -> None:
+    from tqdm.auto import tqdm
+
+    running = 0
     with tqdm(total=total, desc="Synthesising", unit="clip", disable=not progress,
               smoothing=0.1) as bar:
         while pending or running:
@@ -646,8 +662,6 @@ def _run_workers(jobs: list[dict], workers: int, total: int, progress: bool) -> 
                 running -= 1
                 if errors:
                     pending.clear()
-    if errors:
-        raise RuntimeError(f"speech synthesis failed: {errors[0]}")
 
 
 # --------------------------------------------------------------------------- datasets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -139,6 +140,19 @@ def test_other_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="busy"):
         synth.synthesize_dataset(tmp_path / "busy", words=["yes"], speakers=1, progress=False)
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_failure_in_a_worker_is_reported_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    real = synth.synthetic_speakers
+
+    def with_a_bad_voice(n, seed=0, ingredients=None):
+        people = real(n, seed, ingredients)
+        return [dataclasses.replace(people[0], voice="nope+nothing"), *people[1:]]
+
+    monkeypatch.setattr(synth, "synthetic_speakers", with_a_bad_voice)
+    with pytest.raises(RuntimeError, match="no voice 'nope\\+nothing'"):
+        synth.synthesize_dataset(tmp_path / "broken", words=["yes"], speakers=2, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its half-built twin
 
 
 def test_speak_and_render() -> None:
