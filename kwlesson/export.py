@@ -753,7 +753,7 @@ def freeze(
         card = {
             "kwlesson_version": __version__,
             "model_architecture": config.model_architecture,
-            "checkpoint": str(trained.checkpoint_path),
+            "checkpoint": str(Path(trained.checkpoint_path).resolve()),
             "step": trained.step,
             "labels": list(labels),
             "sample_rate": settings.sample_rate,
@@ -1185,7 +1185,7 @@ def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str 
                 calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
                 quantize: bool = True, verify_split: str | None = None) -> int:
     """``kwlesson freeze --start_checkpoint CKPT --output_dir DIR``; 0 on success, 2 on bad
-    input, 1 when ``verify_split`` was given and a check failed.
+    input, 1 when a conversion failed or ``verify_split`` was given and a check failed.
 
     >>> main_freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
     0
@@ -1201,6 +1201,9 @@ def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str 
     except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as err:
         print(f"kwlesson freeze: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # a converter failure: not the user's input
+        print(f"kwlesson freeze: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
