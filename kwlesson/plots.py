@@ -1,0 +1,316 @@
+"""Plots the notebooks reuse: confusion matrix, training curves, waveform and spectrogram.
+
+Every function returns a matplotlib :class:`~matplotlib.figure.Figure` and never calls
+``plt.show()``: end your cell with ``plt.show()`` (house style), or save the figure with
+``fig.savefig("spectrogram.png")`` as the seed's ``wav_to_spectrogram`` tool did.
+
+Pass ``fig=`` to draw into a figure you own (it is cleared first). Without it a new pyplot
+figure is made, so ``plt.show()`` displays it in a notebook. The training dashboard
+(:mod:`kwlesson.widgets`) passes its own off-screen figure, redrawn again and again, so the
+notebook never collects a pile of figures.
+
+Only the faces (widgets, plots, checks, cli) import matplotlib; this module needs numpy and
+matplotlib alone (no TensorFlow), so plotting a wav is quick.
+
+Introduced in notebook 01 (waveform, spectrogram) and notebook 03 (curves, confusion matrix).
+
+>>> import numpy as np
+>>> from kwlesson import plots
+>>> fig = plots.confusion_matrix(np.array([[5, 1], [2, 7]]), ["_silence_", "yes"])
+>>> fig.axes[0].get_ylabel()
+'true label'
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = [
+    "confusion_matrix",
+    "figure_png",
+    "smooth",
+    "spectrogram",
+    "training_curves",
+    "waveform",
+]
+
+#: Colours of the curves: training (blue), its smoothed line, validation (orange).
+TRAIN_COLOR = "#1f77b4"
+VALIDATION_COLOR = "#ff7f0e"
+
+
+def _new_figure(fig: Figure | None, figsize: tuple[float, float]) -> Figure:
+    """``fig`` cleared, or a new pyplot figure (so that ``plt.show()`` displays it)."""
+    if fig is not None:
+        fig.clear()
+        fig.__dict__.pop("_kwlesson_curves", None)  # its lines are gone with the axes
+        return fig
+    import matplotlib.pyplot as plt  # only here: the dashboard's own figures never touch pyplot
+
+    return plt.figure(figsize=figsize)
+
+
+def figure_png(fig: Figure, dpi: float | None = None, compress_level: int = 6) -> bytes:
+    """The figure as PNG bytes, rendered by Agg whatever backend pyplot uses.
+
+    ``compress_level`` 1 encodes several times faster than the default 6, for slightly
+    larger bytes (the dashboard uses it).
+
+    >>> figure_png(waveform(np.zeros(160)))[:4]
+    b'\\x89PNG'
+    """
+    buf = io.BytesIO()
+    # savefig picks Agg for "png" whatever canvas the figure has, and leaves that canvas alone.
+    fig.savefig(buf, format="png", dpi=dpi if dpi is not None else "figure",
+                pil_kwargs={"compress_level": compress_level})
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Confusion matrix
+
+def confusion_matrix(confusion: np.ndarray, labels: Sequence[str] | None = None, *,
+                     normalize: bool = True, counts: bool | None = None,
+                     title: str | None = None, fig: Figure | None = None) -> Figure:
+    """The confusion matrix as a heatmap: rows are the true labels, columns the predictions.
+
+    Labels keep the order training uses: silence, unknown, then the words. With
+    ``normalize`` each cell is shaded by its share of its row (the true label), so a rare
+    class stays as visible as a common one; the numbers written in the cells are the counts
+    (``counts``: default when there are at most 16 labels).
+
+    >>> cm = np.array([[258, 0, 0], [7, 6, 26], [10, 1, 107]])
+    >>> fig = confusion_matrix(cm, ["_silence_", "_unknown_", "yes"], title="Step 400")
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['_silence_', '_unknown_', 'yes']
+    """
+    m = np.asarray(confusion)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"confusion must be a square matrix, not shape {m.shape}")
+    n = m.shape[0]
+    names = [str(i) for i in range(n)] if labels is None else [str(s) for s in labels]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} labels for a {n}x{n} confusion matrix")
+    rows = m.sum(axis=1, keepdims=True).astype(np.float64)
+    share = np.divide(m, rows, out=np.zeros(m.shape), where=rows > 0) if normalize else m
+    size = max(3.0, 0.42 * n + 1.6)
+    fig = _new_figure(fig, (size + 0.8, size))
+    ax = fig.add_subplot()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1 if normalize else None,
+                      interpolation="nearest")
+    cbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("share of the row" if normalize else "clips")
+    ax.set_xticks(range(n), names, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    if counts is None:
+        counts = n <= 16
+    if counts:
+        # White numbers on the darker half of the colour scale, black on the lighter half.
+        top = 1.0 if normalize else float(share.max()) if share.size else 0.0
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    dark = top > 0 and share[i, j] > 0.5 * top
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center",
+                            fontsize=8 if n > 8 else 10, color="white" if dark else "black")
+    total = int(m.sum())
+    right = int(np.trace(m))
+    acc = f"accuracy {100 * right / total:.1f}% (N={total})" if total else "no clips"
+    ax.set_title(f"{title}: {acc}" if title else acc)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Training curves
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> np.ndarray:
+    """Exponential moving average with bias correction (TensorBoard's smoothing slider).
+
+    >>> smooth([1.0, 1.0, 1.0]).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    x = np.asarray(values, np.float64)
+    out = np.empty_like(x)
+    acc = 0.0
+    for i, v in enumerate(x):
+        acc = weight * acc + (1 - weight) * v
+        out[i] = acc / (1 - weight ** (i + 1))
+    return out
+
+
+def _thin(steps: np.ndarray, *series: np.ndarray, limit: int) -> tuple[np.ndarray, ...]:
+    """At most ``limit`` evenly spaced points (always the last): keeps redraws cheap."""
+    if len(steps) <= limit:
+        return (steps, *series)
+    keep = np.unique(np.linspace(0, len(steps) - 1, limit).round().astype(int))
+    return (steps[keep], *(s[keep] for s in series))
+
+
+def training_curves(steps: Sequence[int], losses: Sequence[float],
+                    accuracies: Sequence[float],
+                    validation: Sequence[tuple[int, float]] = (), *,
+                    total_steps: int | None = None, smoothing: float = 0.9,
+                    max_points: int = 600, title: str | None = None,
+                    fig: Figure | None = None) -> Figure:
+    """Cross entropy (left) and accuracy (right) against the training step.
+
+    Training values are drawn faintly with a smoothed line over them (batches are noisy);
+    validation accuracy is drawn as points joined by a line. When training accuracy keeps
+    rising and validation accuracy does not, the model is **overfitting**. Accuracies are
+    fractions in [0, 1] and shown as percentages. ``total_steps`` fixes the x range, so the
+    curves grow from left to right during training.
+
+    Given a ``fig`` this function drew before, it only updates the lines' data (much quicker
+    than drawing anew: the live dashboard calls it every second or two).
+
+    >>> fig = training_curves([1, 2, 3], [2.5, 2.3, 2.0], [0.1, 0.2, 0.3], [(3, 0.25)])
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['cross entropy', 'accuracy (%)']
+    """
+    s = np.asarray(steps, np.float64)
+    loss = np.asarray(losses, np.float64)
+    acc = np.asarray(accuracies, np.float64)
+    if not len(s) == len(loss) == len(acc):
+        raise ValueError(f"steps, losses and accuracies differ in length: "
+                         f"{len(s)}, {len(loss)}, {len(acc)}")
+    val = np.asarray(validation, np.float64).reshape(-1, 2)
+    lines = getattr(fig, "_kwlesson_curves", None) if fig is not None else None
+    new = lines is None or lines[0].axes not in fig.axes  # e.g. cleared by its owner since
+    if new:
+        fig, lines = _curves_layout(fig)
+    (loss_raw, loss_smooth, acc_raw, acc_smooth, val_line) = lines
+    ax_loss, ax_acc = loss_raw.axes, acc_raw.axes
+    if len(s):
+        # Smooth before thinning, so the smoothed line does not depend on the thinning.
+        ts, tl, ta, tls, tas = _thin(s, loss, acc, smooth(loss, smoothing),
+                                     smooth(acc, smoothing), limit=max_points)
+    else:
+        ts = tl = ta = tls = tas = np.zeros(0)
+    loss_raw.set_data(ts, tl)
+    loss_smooth.set_data(ts, tls)
+    acc_raw.set_data(ts, 100 * ta)
+    acc_smooth.set_data(ts, 100 * tas)
+    val_line.set_data(val[:, 0], 100 * val[:, 1])
+    # Fixed ranges (0 to the last step or total_steps, 0 to the largest loss, 0-100 %) change
+    # rarely while training runs, so the dashboard can redraw just the lines.
+    right = total_steps or (float(s[-1]) if len(s) else 1.0)
+    finite = tl[np.isfinite(tl)]
+    top = float(finite.max()) * 1.05 if finite.size and finite.max() > 0 else 1.0
+    ax_loss.set_xlim(0, right)
+    ax_acc.set_xlim(0, right)
+    ax_loss.set_ylim(0, top)
+    ax_acc.set_ylim(0, 100)
+    fig.suptitle(title or "")
+    if new:
+        fig.tight_layout()
+    return fig
+
+
+def _curves_layout(fig: Figure | None) -> tuple[Figure, tuple]:
+    """The two empty panels of :func:`training_curves`, and their lines (kept on the figure)."""
+    fig = _new_figure(fig, (10, 3.4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    loss_raw, = ax_loss.plot([], [], color=TRAIN_COLOR, alpha=0.25, lw=0.8)
+    loss_smooth, = ax_loss.plot([], [], color=TRAIN_COLOR, lw=1.6, label="training")
+    acc_raw, = ax_acc.plot([], [], color=TRAIN_COLOR, alpha=0.25, lw=0.8)
+    acc_smooth, = ax_acc.plot([], [], color=TRAIN_COLOR, lw=1.6, label="training")
+    val_line, = ax_acc.plot([], [], "o-", color=VALIDATION_COLOR, ms=4, lw=1.4,
+                            label="validation")
+    ax_loss.set_ylabel("cross entropy")
+    ax_acc.set_ylabel("accuracy (%)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    ax_loss.legend(loc="upper right", fontsize=8)
+    ax_acc.legend(loc="lower right", fontsize=8)
+    lines = (loss_raw, loss_smooth, acc_raw, acc_smooth, val_line)
+    fig._kwlesson_curves = lines  # lets the next call only update the data
+    return fig, lines
+
+
+# --------------------------------------------------------------------------------------------
+# Audio
+
+def waveform(audio: np.ndarray, sample_rate: int = 16000, *, title: str | None = None,
+             fig: Figure | None = None) -> Figure:
+    """A clip as amplitude against time in seconds (y from -1 to 1).
+
+    >>> fig = waveform(np.zeros(16000), title="silence")
+    >>> fig.axes[0].get_xlabel()
+    'time (s)'
+    """
+    x = np.asarray(audio, np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"waveform needs mono audio [samples], not shape {x.shape}")
+    fig = _new_figure(fig, (8, 2.4))
+    ax = fig.add_subplot()
+    ax.plot(np.arange(len(x)) / sample_rate, x, lw=0.6, color=TRAIN_COLOR)
+    ax.set_xlim(0, max(len(x), 1) / sample_rate)
+    ax.set_ylim(-1, 1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def _stft_db(x: np.ndarray, sample_rate: int, window_ms: float,
+             stride_ms: float) -> np.ndarray:
+    """Magnitude in dB [frames, bins] with the course's defaults (30 ms Hann, 10 ms hop)."""
+    win = int(sample_rate * window_ms / 1000)
+    hop = int(sample_rate * stride_ms / 1000)
+    if len(x) < win:
+        x = np.pad(x, (0, win - len(x)))
+    n_fft = 1 << (win - 1).bit_length()
+    frames = 1 + (len(x) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
+    mag = np.abs(np.fft.rfft(x[idx] * np.hanning(win), n=n_fft))
+    return 20 * np.log10(mag + 1e-6)
+
+
+def spectrogram(x: np.ndarray, sample_rate: int = 16000, *, window_ms: float = 30.0,
+                stride_ms: float = 10.0, title: str | None = None, ylabel: str | None = None,
+                fig: Figure | None = None) -> Figure:
+    """A spectrogram as an image: time to the right, frequency (or feature bin) upwards.
+
+    ``x`` is a mono clip [samples] (its spectrogram in dB is computed here with numpy, 30 ms
+    windows every 10 ms as in the seed) or features you already computed [frames, bins], for
+    instance ``kwlesson.features.compute_features(audio, settings).numpy()`` (MFCC, log-mel),
+    drawn as they are. This is the seed's ``wav_to_spectrogram`` picture.
+
+    >>> fig = spectrogram(np.random.default_rng(0).standard_normal(16000) * 0.1)
+    >>> fig.axes[0].get_ylabel()
+    'frequency (Hz)'
+    """
+    x = np.asarray(x, np.float64)
+    fig = _new_figure(fig, (8, 3))
+    ax = fig.add_subplot()
+    if x.ndim == 1:
+        db = _stft_db(x, sample_rate, window_ms, stride_ms)
+        extent = (0, db.shape[0] * stride_ms / 1000, 0, sample_rate / 2)
+        image = ax.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                          vmin=db.max() - 80, vmax=db.max())
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(ylabel or "frequency (Hz)")
+        fig.colorbar(image, ax=ax, pad=0.01).set_label("dB")
+    elif x.ndim == 2:
+        image = ax.imshow(x.T, origin="lower", aspect="auto", cmap="magma",
+                          interpolation="nearest")
+        ax.set_xlabel("frame (every 10 ms)" if stride_ms == 10.0 else "frame")
+        ax.set_ylabel(ylabel or "feature bin")
+        fig.colorbar(image, ax=ax, pad=0.01)
+    else:
+        raise ValueError(f"spectrogram needs audio [samples] or features [frames, bins], "
+                         f"not shape {x.shape}")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
