@@ -35,8 +35,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU figures; no GPU probing noise
 
-import numpy as np  # noqa: E402
-
 
 def uptime() -> str:
     try:

@@ -735,7 +735,7 @@ def generate_streaming_test(
     :class:`kwlesson.data.SpeechCommands`, whose split is then used as it is). Labels without a
     clip in the split are left out with a note on stderr.
 
-    >>> t = generate_streaming_test("speech_commands_v0.02", "stream.wav", "stream.txt", 300)  # doctest: +SKIP
+    >>> t = generate_streaming_test("sc_v0.02", "s.wav", "s.txt", 300)  # doctest: +SKIP
     >>> t  # doctest: +SKIP
     StreamingTest('stream.wav', 100, 300 s)
     """
@@ -908,8 +908,10 @@ class StreamingAccuracyStats:
     def summary(self) -> str:
         """The reference's summary line, with the unit said.
 
-        >>> StreamingAccuracyStats(10, 8, 1, 7, 1).summary()
-        '80.0% matched, 70.0% correctly, 10.0% wrongly, 10.0% false positives (% of 10 ground-truth words)'
+        >>> stats = StreamingAccuracyStats(10, 8, 1, 7, 1)
+        >>> print(stats.summary())  # doctest: +NORMALIZE_WHITESPACE
+        80.0% matched, 70.0% correctly, 10.0% wrongly, 10.0% false positives
+        (% of 10 ground-truth words)
         """
         if self.how_many_ground_truth_words == 0:
             return f"No ground truth yet, {self.how_many_false_positives} false positives"
@@ -934,8 +936,9 @@ def calculate_accuracy_stats(
     otherwise -> wrong (a second detection of one word is wrong); no ground-truth word that
     close -> false positive. "Matched" counts ground-truth words that some detection landed on.
 
-    >>> calculate_accuracy_stats([("yes", 1000), ("no", 4000)], [("yes", 1200), ("up", 8000)])
-    StreamingAccuracyStats(how_many_ground_truth_words=2, how_many_ground_truth_matched=1, how_many_false_positives=1, how_many_correct_words=1, how_many_wrong_words=0)
+    >>> s = calculate_accuracy_stats([("yes", 1000), ("no", 4000)], [("yes", 1200), ("up", 8000)])
+    >>> s.how_many_correct_words, s.how_many_false_positives, s.how_many_ground_truth_matched
+    (1, 1, 1)
     """
     latest_possible = math.inf if up_to_time_ms is None or up_to_time_ms == -1 \
         else up_to_time_ms + time_tolerance_ms
@@ -1010,8 +1013,9 @@ def test_streaming_accuracy(
     Prints the summary line to ``out`` (``None``: silent); with ``verbose``, every detection
     with its verdict and the running figures, as the reference's ``--verbose``.
 
-    >>> r = test_streaming_accuracy("stream.wav", "stream.txt", "/tmp/speech_commands_train")  # doctest: +SKIP
-    82.0% matched, 76.0% correctly, 6.0% wrongly, 9.0% false positives (% of 100 ground-truth words)
+    >>> r = test_streaming_accuracy("s.wav", "s.txt", "/tmp/train")  # doctest: +SKIP
+    53.0% matched, 24.0% correctly, 29.0% wrongly, 1.0% false positives
+    (% of 100 ground-truth words)
     """
     if isinstance(model, (str, os.PathLike)):
         model = load_stream_model(model, labels)
@@ -1098,7 +1102,7 @@ def main_generate_streaming_test(
     ``streaming_test_labels.txt`` in ``data_home()/streaming``. Returns 0, or 2 on bad input
     (one message on stderr).
 
-    >>> main_generate_streaming_test("speech_commands_v0.02", "/tmp/s.wav", "/tmp/s.txt")  # doctest: +SKIP
+    >>> main_generate_streaming_test("sc_v0.02", "/tmp/s.wav", "/tmp/s.txt")  # doctest: +SKIP
     0
     """
     from kwlesson.config import data_home
@@ -1147,7 +1151,7 @@ def main_test_streaming_accuracy(
     model is a checkpoint / train_dir or a ``.tflite`` with ``labels``). Returns 0, or 2 on bad
     input (one message on stderr).
 
-    >>> main_test_streaming_accuracy("s.wav", "s.txt", "/tmp/speech_commands_train")  # doctest: +SKIP
+    >>> main_test_streaming_accuracy("s.wav", "s.txt", "/tmp/train")  # doctest: +SKIP
     0
     """
     try:

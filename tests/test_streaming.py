@@ -23,7 +23,6 @@ from kwlesson.config import shared_datasets_dir  # noqa: E402
 from kwlesson.streaming import (  # noqa: E402
     Detection,
     RecognizeCommands,
-    StreamingAccuracyStats,
     calculate_accuracy_stats,
     read_ground_truth,
 )
