@@ -8,7 +8,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KWLESSON_MODE", "quick")
-os.environ.setdefault("MPLBACKEND", "Agg")
 # CPU only and deterministic kernels: same seed, same result.
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")

@@ -72,6 +72,8 @@ def _has_wavs(folder: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
+
+    kw_config.quiet_tensorflow()
     from kwlesson.training import TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
@@ -107,6 +109,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 _TRAIN_FIELDS: set[str] = set()
+
+
+def _student_copies(args: argparse.Namespace) -> int:
+    from kwlesson import checks
+
+    written = checks.write_student_copies(args.source, args.out)
+    print(f"{len(written)} student copies (solutions removed, outputs cleared) in {args.out}")
+    return 0
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,6 +192,11 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     if with_train_flags:  # the flags come from TrainConfig, which loads TensorFlow
         add_train_arguments(train_cmd)
     train_cmd.set_defaults(func=_train)
+    copies_cmd = commands.add_parser(
+        "student-copies", help="write the notebooks without solutions, for students")
+    copies_cmd.add_argument("--source", default="notebooks", help="the teacher's notebooks")
+    copies_cmd.add_argument("--out", default="student", help="where the copies go")
+    copies_cmd.set_defaults(func=_student_copies)
     return parser
 
 
