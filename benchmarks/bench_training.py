@@ -5,8 +5,11 @@ shared Speech Commands test-set sample with the official background noise, linke
 temporary folder, never copied) or, when they are absent, on generated tones, and times the
 steps after a warm-up (tracing, pipeline start). Validation and checkpoints are pushed past the
 end of the run so only training steps are timed; the input pipeline alone is timed as well, to
-tell a slow model from a slow pipeline. Prints one line per architecture plus the machine and
-its load, ready to paste into benchmarks/RESULTS.md.
+tell a slow model from a slow pipeline. Besides steps/s it prints the process's CPU time per
+step (all threads) and how many cores it kept busy: on a machine shared with other jobs the
+CPU time per step is the steadier figure (an idle 2-core machine can at best reach
+2000 / (CPU ms per step) steps/s). Prints one line per architecture plus the machine and its
+load, ready to paste into benchmarks/RESULTS.md.
 
     python benchmarks/bench_training.py                       # every architecture, 60 steps
     python benchmarks/bench_training.py --arch tiny_conv --steps 200
@@ -37,9 +40,13 @@ class StepClock(TrainingObserver):
 
     def __init__(self) -> None:
         self.times: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
 
     def on_step(self, step: int, metrics: dict) -> None:
         self.times[step] = time.perf_counter()
+        # CPU time of the whole process (all threads): a figure the other users of a shared
+        # machine do not change much, unlike wall-clock steps/s.
+        self.cpu[step] = time.process_time()
 
 
 def real_data_dir(tmp: Path) -> Path | None:
@@ -124,15 +131,18 @@ def main() -> None:
               f"{args.batch}, mfcc 98x40, {args.steps} timed steps after {args.warmup}")
         print(f"input pipeline alone: "
               f"{pipeline_steps_per_second(data, base, args.steps):.1f} batches/s")
-        print(f"{'architecture':<22} {'steps/s':>8} {'clips/s':>9}")
+        print(f"{'architecture':<22} {'steps/s':>8} {'clips/s':>9} {'CPU ms/step':>12} "
+              f"{'cores busy':>10}")
         for arch in args.arch:
             cfg = TrainConfig(**{**base.to_dict(), "model_architecture": arch,
                                  "train_dir": str(tmp / "train" / arch)})
             clock = StepClock()
             train(cfg, clock, data=data)
             seconds = clock.times[total] - clock.times[args.warmup]
+            cpu = clock.cpu[total] - clock.cpu[args.warmup]
             rate = args.steps / seconds
-            print(f"{arch:<22} {rate:>8.1f} {rate * args.batch:>9.0f}", flush=True)
+            print(f"{arch:<22} {rate:>8.1f} {rate * args.batch:>9.0f} "
+                  f"{1000 * cpu / args.steps:>12.1f} {cpu / seconds:>10.2f}", flush=True)
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
