@@ -162,17 +162,18 @@ def main(argv: list[str] | None = None) -> None:
         sm = S.keras_stream_model(keras_model, labels, settings, name=arch)
         S.stream_scores(audio[:160000], sm)
         S.stream_scores(piece[:32000], sm, share_features=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         t, sc = S.stream_scores(audio, sm)
         S.recognize_scores(t, sc, labels)
         shared = time.perf_counter() - t0
+        cores = (time.process_time() - c0) / shared  # ~1.0 when TensorFlow kept to one thread
         t0 = time.perf_counter()
         S.stream_scores(piece, sm, share_features=False)
         per_window = time.perf_counter() - t0
         print(f"  {arch:<18} {count_macs(keras_model) / 1e6:7.2f} M MACs/window: "
               f"{test.duration_s / shared:7.0f}x real time (shared features, incl. "
               f"RecognizeCommands); {len(piece) / 16000 / per_window:5.0f}x with features "
-              "per window", flush=True)
+              f"per window; CPU/wall {cores:.2f}", flush=True)
     print(f"\nload at end: {uptime()}")
     tmp.cleanup()
 
