@@ -72,8 +72,6 @@ def _has_wavs(folder: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
-
-    kw_config.quiet_tensorflow()
     from kwlesson.training import TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
@@ -205,7 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(with_train_flags=bool(argv) and argv[0] == "train").parse_args(argv)
+    training = bool(argv) and argv[0] == "train"
+    if training:  # the train flags come from TrainConfig, which loads TensorFlow
+        from kwlesson.config import quiet_tensorflow
+
+        quiet_tensorflow()
+    args = build_parser(with_train_flags=training).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
