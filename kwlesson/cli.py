@@ -18,9 +18,20 @@ from collections.abc import Sequence
 def _data_synth(args: argparse.Namespace) -> int:
     from kwlesson import synth
 
-    return synth.main_synth(
-        words=args.words, speakers=args.speakers, out=args.out, seed=args.seed
-    )
+    words = None
+    if args.words is not None:
+        words = [w.strip() for w in args.words.split(",") if w.strip()]
+        if not words:
+            print("kwlesson data synth: --words is empty; give words like --words yes,no",
+                  file=sys.stderr)
+            return 2
+    speakers = args.speakers if args.speakers is not None else synth.DEFAULT_SPEAKERS
+    try:
+        synth.synth_command(words=words, speakers=speakers, out=args.out, seed=args.seed)
+    except ValueError as exc:
+        print(f"kwlesson data synth: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _data_download(args: argparse.Namespace) -> int:
@@ -51,16 +62,6 @@ def _data_info(args: argparse.Namespace) -> int:
 #: Where the seed's train.py looks for data when --data_dir is not given.
 SEED_DATA_DIR = "/tmp/speech_dataset/"
 
-#: The quick recipe used with the offline dataset when a flag is not given: a few minutes on a
-#: 2-core laptop, well above chance. Full mode (KWLESSON_MODE=full) keeps the seed's defaults.
-QUICK_RECIPE = {
-    "model_architecture": "ds_cnn",
-    "how_many_training_steps": "900,300",
-    "learning_rate": "0.003,0.0005",
-    "optimizer": "adam",
-    "eval_step_interval": 300,
-    "save_step_interval": 300,
-}
 
 
 def _has_wavs(folder: str) -> bool:
@@ -72,7 +73,7 @@ def _has_wavs(folder: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
-    from kwlesson.training import TrainConfig, train
+    from kwlesson.training import QUICK_RECIPE, TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
     if "data_dir" not in given and not _has_wavs(SEED_DATA_DIR):

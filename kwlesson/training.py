@@ -67,7 +67,10 @@ __all__ = [
     "latest_checkpoint",
     "load_data",
     "load_trained",
+    "QUICK_RECIPE",
+    "quick_model",
     "read_run_files",
+    "resolve_checkpoint",
     "train",
 ]
 
@@ -675,8 +678,14 @@ def _write_checkpoint(ckpt: tf.train.Checkpoint, prefix: str, max_to_keep: int,
     return prefix
 
 
-def _resolve_checkpoint(path: str, arch: str | None = None) -> str:
-    """A checkpoint prefix from a prefix, an ``.index`` file or a directory (its latest)."""
+def resolve_checkpoint(path: str | os.PathLike, arch: str | None = None) -> str:
+    """A checkpoint prefix from a prefix, an ``.index`` file or a directory (its latest, of
+    ``arch`` if given); FileNotFoundError naming the path when there is none.
+
+    >>> resolve_checkpoint("/tmp/speech_commands_train")  # doctest: +SKIP
+    '/tmp/speech_commands_train/conv.ckpt-18000'
+    """
+    path = os.fspath(path)
     p = path[: -len(".index")] if path.endswith(".index") else path
     if Path(p).is_dir():
         found = latest_checkpoint(p, arch)
@@ -687,6 +696,9 @@ def _resolve_checkpoint(path: str, arch: str | None = None) -> str:
     if not Path(p + ".index").exists():
         raise FileNotFoundError(f"{path}: checkpoint not found (expected {p}.index)")
     return p
+
+
+_resolve_checkpoint = resolve_checkpoint  # the earlier private name, still used by export
 
 
 # --------------------------------------------------------------------------------------------
@@ -922,7 +934,7 @@ def train(config: TrainConfig | None = None,
 
     start_path = ""
     if config.start_checkpoint:
-        start_path = _resolve_checkpoint(config.start_checkpoint, arch)
+        start_path = resolve_checkpoint(config.start_checkpoint, arch)
         try:
             _, old_settings, old_labels = read_run_files(start_path)
         except FileNotFoundError:
@@ -1068,10 +1080,63 @@ def load_trained(checkpoint: str | os.PathLike) -> TrainedModel:
     if Path(path).is_dir():
         config, _, _ = read_run_files(path)
         arch = config.model_architecture
-    prefix = _resolve_checkpoint(path, arch)
+    prefix = resolve_checkpoint(path, arch)
     config, settings, labels = read_run_files(prefix)
     model = _create_model(config.model_architecture, settings, len(labels))
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     tf.train.Checkpoint(model=model, step=step_var).read(prefix).expect_partial()
     return TrainedModel(model=model, labels=labels, settings=settings, config=config,
                         checkpoint_path=prefix, step=int(step_var.numpy()))
+
+
+# --------------------------------------------------------------------------------------------
+# The course's quick model
+
+#: The quick recipe: what ``kwlesson train`` uses on the offline dataset in quick mode, and what
+#: :func:`quick_model` trains for lessons that need a trained model. A couple of minutes on a
+#: 2-core laptop, well above chance. Full mode keeps the seed's defaults.
+QUICK_RECIPE: dict[str, Any] = {
+    "model_architecture": "tiny_conv",
+    "how_many_training_steps": "1200,400",
+    "learning_rate": "0.01,0.002",
+    "optimizer": "adam",
+    "eval_step_interval": 400,
+    "save_step_interval": 400,
+}
+
+
+def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
+    """A model trained with :data:`QUICK_RECIPE` on the offline dataset, made once and cached.
+
+    Lessons that need a trained model (04, 06, 07, 08) call this, so each notebook runs on its
+    own in any order: the first call trains (a minute or two), later calls load the checkpoint.
+    ``overrides`` are :class:`TrainConfig` fields (another architecture, other steps); each
+    distinct recipe gets its own folder under ``data_home()/quick_models``.
+
+    Introduced in notebook 03.
+
+    >>> tm = quick_model()  # doctest: +SKIP
+    >>> tm.labels[:3]  # doctest: +SKIP
+    ['_silence_', '_unknown_', 'yes']
+    """
+    import hashlib
+
+    from kwlesson import synth
+    from kwlesson.config import data_home
+
+    fields = {**QUICK_RECIPE, **overrides}
+    if "data_dir" not in fields:
+        fields["data_dir"] = str(synth.offline_dataset(progress=verbosity != "warn"))
+    key = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    folder = data_home() / "quick_models" / key
+    done = folder / "done.json"
+    if done.exists():
+        return load_trained(json.loads(done.read_text())["checkpoint"])
+    config = TrainConfig(**{**fields, "train_dir": str(folder / "train"),
+                            "summaries_dir": str(folder / "logs"), "verbosity": verbosity})
+    result = train(config)
+    if result.stopped:
+        raise RuntimeError("training of the quick model was stopped; call quick_model() again")
+    _atomic_write_text(done, json.dumps({"checkpoint": result.checkpoint_path,
+                                         "test_accuracy": result.test_accuracy}))
+    return load_trained(result.checkpoint_path)
