@@ -108,6 +108,65 @@ def _train(args: argparse.Namespace) -> int:
 
 
 _TRAIN_FIELDS: set[str] = set()
+#: Subcommands that load TensorFlow: it is imported quietly before they start.
+TENSORFLOW_COMMANDS = {"train", "evaluate", "freeze", "label-wav", "generate-streaming-test",
+                       "test-streaming-accuracy"}
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from kwlesson import evaluation
+
+    try:
+        evaluation.evaluate_command(args.start_checkpoint, split=args.split, folder=args.folder,
+                                    data_dir=args.data_dir, batch_size=args.batch_size,
+                                    json_path=args.json)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        print(f"kwlesson evaluate: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _freeze(args: argparse.Namespace) -> int:
+    from kwlesson import export
+
+    return export.main_freeze(args.start_checkpoint, args.output_dir,
+                              model_architecture=args.model_architecture,
+                              data_dir=args.data_dir, quantize=not args.no_quantize,
+                              verify_split=args.verify)
+
+
+def _label_wav(args: argparse.Namespace) -> int:
+    from kwlesson import export
+
+    return export.main_label_wav(args.graph, args.wav, labels=args.labels,
+                                 how_many_labels=args.how_many_labels)
+
+
+def _wav_to_spectrogram(args: argparse.Namespace) -> int:
+    from kwlesson import export
+
+    return export.main_wav_to_spectrogram(args.input_wav, args.output_image,
+                                          window_size=args.window_size, stride=args.stride,
+                                          brightness=args.brightness)
+
+
+def _generate_streaming_test(args: argparse.Namespace) -> int:
+    from kwlesson import streaming
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("func", "command", "data_dir", "output_audio_file",
+                            "output_labels_file")}
+    return streaming.main_generate_streaming_test(args.data_dir, args.output_audio_file,
+                                                  args.output_labels_file, **options)
+
+
+def _test_streaming_accuracy(args: argparse.Namespace) -> int:
+    from kwlesson import streaming
+
+    options = {k: v for k, v in vars(args).items()
+               if k not in ("func", "command", "wav", "ground_truth", "model")}
+    return streaming.main_test_streaming_accuracy(args.wav, args.ground_truth, args.model,
+                                                  **options)
 
 
 def _student_copies(args: argparse.Namespace) -> int:
@@ -191,6 +250,92 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     if with_train_flags:  # the flags come from TrainConfig, which loads TensorFlow
         add_train_arguments(train_cmd)
     train_cmd.set_defaults(func=_train)
+    eval_cmd = commands.add_parser(
+        "evaluate", help="accuracy, confusion matrix, precision/recall of a trained model")
+    eval_cmd.add_argument("--start_checkpoint", required=True,
+                          help="a checkpoint prefix (<train_dir>/<arch>.ckpt-N) or a train_dir")
+    eval_cmd.add_argument("--split", default="testing",
+                          choices=["training", "validation", "testing"])
+    eval_cmd.add_argument("--folder", default=None,
+                          help="a folder in the canonical test-set layout (_silence_, _unknown_, "
+                               "one folder per word) instead of a split")
+    eval_cmd.add_argument("--data_dir", default=None,
+                          help="where the training data is now, if it moved")
+    eval_cmd.add_argument("--batch_size", type=int, default=100)
+    eval_cmd.add_argument("--json", default=None, help="also write the report as JSON here")
+    eval_cmd.set_defaults(func=_evaluate)
+
+    freeze_cmd = commands.add_parser(
+        "freeze", help="export a checkpoint: SavedModel, TFLite float/int8, micro C array")
+    freeze_cmd.add_argument("--start_checkpoint", required=True,
+                            help="a checkpoint prefix or a train_dir (its latest checkpoint)")
+    freeze_cmd.add_argument("--output_dir", required=True, help="the export folder to write")
+    freeze_cmd.add_argument("--model_architecture", default=None,
+                            help="check the checkpoint is of this architecture")
+    freeze_cmd.add_argument("--data_dir", default=None,
+                            help="training clips for int8 calibration (default: the run's)")
+    freeze_cmd.add_argument("--no_quantize", action="store_true", help="float models only")
+    freeze_cmd.add_argument("--verify", default=None,
+                            choices=["training", "validation", "testing"],
+                            help="check the exported models against Keras on this split")
+    freeze_cmd.set_defaults(func=_freeze)
+
+    label_cmd = commands.add_parser("label-wav", help="top-k labels for a wav or a folder")
+    label_cmd.add_argument("--graph", required=True,
+                           help="an export folder, a .tflite file or a SavedModel")
+    label_cmd.add_argument("--wav", required=True, help="a wav file or a folder of them")
+    label_cmd.add_argument("--labels", default=None, help="labels file (default: the model's)")
+    label_cmd.add_argument("--how_many_labels", type=int, default=3)
+    label_cmd.set_defaults(func=_label_wav)
+
+    spec_cmd = commands.add_parser("wav-to-spectrogram",
+                                   help="the seed's spectrogram PNG of a wav")
+    spec_cmd.add_argument("--input_wav", required=True)
+    spec_cmd.add_argument("--output_image", required=True)
+    spec_cmd.add_argument("--window_size", type=int, default=256)
+    spec_cmd.add_argument("--stride", type=int, default=128)
+    spec_cmd.add_argument("--brightness", type=float, default=64.0)
+    spec_cmd.set_defaults(func=_wav_to_spectrogram)
+
+    gen_cmd = commands.add_parser(
+        "generate-streaming-test",
+        help="a long wav of test-split words over noise, with a ground-truth label file")
+    gen_cmd.add_argument("--data_dir", default="", help="default: the offline dataset")
+    gen_cmd.add_argument("--background_dir", default="")
+    gen_cmd.add_argument("--background_volume", type=float, default=0.1)
+    gen_cmd.add_argument("--test_duration_seconds", type=float, default=600)
+    gen_cmd.add_argument("--word_gap_ms", type=int, default=2000)
+    gen_cmd.add_argument("--unknown_percentage", type=float, default=30)
+    gen_cmd.add_argument("--wanted_words", default="yes,no,up,down,left,right,on,off,stop,go")
+    gen_cmd.add_argument("--validation_percentage", type=float, default=10)
+    gen_cmd.add_argument("--testing_percentage", type=float, default=10)
+    gen_cmd.add_argument("--sample_rate", type=int, default=16000)
+    gen_cmd.add_argument("--clip_duration_ms", type=int, default=1000)
+    gen_cmd.add_argument("--output_audio_file", default="", help="default: under KWLESSON_HOME")
+    gen_cmd.add_argument("--output_labels_file", default="", help="default: under KWLESSON_HOME")
+    gen_cmd.add_argument("--seed", type=int, default=0)
+    gen_cmd.set_defaults(func=_generate_streaming_test)
+
+    acc_cmd = commands.add_parser(
+        "test-streaming-accuracy",
+        help="matched / correct / wrong / false-positive %% of ground-truth words on a stream")
+    acc_cmd.add_argument("--wav", required=True)
+    acc_cmd.add_argument("--ground_truth", required=True)
+    acc_cmd.add_argument("--model", "--graph", dest="model", required=True,
+                         help="a checkpoint, a train_dir or a raw-audio .tflite")
+    acc_cmd.add_argument("--labels", default="")
+    acc_cmd.add_argument("--clip_duration_ms", type=float, default=0)
+    acc_cmd.add_argument("--clip_stride_ms", "--sample_stride_ms", dest="clip_stride_ms",
+                         type=float, default=30)
+    acc_cmd.add_argument("--average_window_ms", type=float, default=500)
+    acc_cmd.add_argument("--detection_threshold", type=float, default=0.7)
+    acc_cmd.add_argument("--suppression_ms", type=float, default=1500)
+    acc_cmd.add_argument("--minimum_count", type=int, default=3)
+    acc_cmd.add_argument("--time_tolerance_ms", type=float, default=750)
+    acc_cmd.add_argument("--batch_size", type=int, default=256)
+    acc_cmd.add_argument("--verbose", action="store_true")
+    acc_cmd.set_defaults(func=_test_streaming_accuracy)
+
     copies_cmd = commands.add_parser(
         "student-copies", help="write the notebooks without solutions, for students")
     copies_cmd.add_argument("--source", default="notebooks", help="the teacher's notebooks")
@@ -205,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     training = bool(argv) and argv[0] == "train"
-    if training:  # the train flags come from TrainConfig, which loads TensorFlow
+    if argv and argv[0] in TENSORFLOW_COMMANDS:  # the train flags come from TrainConfig, which loads TensorFlow
         from kwlesson.config import quiet_tensorflow
 
         quiet_tensorflow()
