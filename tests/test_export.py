@@ -220,9 +220,10 @@ def test_verify_keeps_the_promises(exported, corpus):
         assert "tflite-micro" in report["notes"][0]
     else:
         assert agree["micro_tflm_vs_litert"] >= 0.99
+        assert report["max_int8_difference_tflm_vs_litert"] <= 2
         assert report["checks"]["micro_runs_in_tflm"] is True
     assert report["passed"] is True
-    assert "float_agrees_with_keras  ok" in export.format_verification(report)
+    assert re.search(r"check float_agrees_with_keras +ok", export.format_verification(report))
 
 
 def test_verify_catches_a_float_model_that_is_not_the_checkpoint(exported, corpus, tmp_path,
@@ -241,13 +242,14 @@ def test_micro_model_runs_in_tensorflow_lite_micro(exported, trained):
     pytest.importorskip("tflite_micro", reason="pip install tflite-micro")
     clips = np.stack([clip_of(w, seed=30 + i) for i, w in enumerate(WORDS * 2)])
     feats = compute_features(clips, trained.settings).numpy()
-    litert = export.TFLiteModel(exported / export.MICRO_TFLITE)
+    # LiteRT's built-in kernels share TensorFlow Lite Micro's int8 arithmetic.
+    litert = export.TFLiteModel(exported / export.MICRO_TFLITE, delegate=False)
     q = litert.quantize_input(feats)
     assert q.dtype == np.int8
     tflm = export.run_micro((exported / export.MICRO_TFLITE).read_bytes(), q)
     lite = np.stack([litert.invoke_raw(x[None]).reshape(-1) for x in q])
     assert tflm.dtype == np.int8 and tflm.shape == lite.shape
-    assert np.abs(tflm.astype(int) - lite.astype(int)).max() <= 1
+    assert np.abs(tflm.astype(int) - lite.astype(int)).max() <= 2  # rounding, on near ties
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
