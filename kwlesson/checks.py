@@ -76,6 +76,42 @@ def check_environment() -> dict[str, bool]:
 # One function per exercise, named after the notebook and the exercise number.
 
 
+def check_01_frames(num_frames_fn: Callable[..., int]) -> None:
+    """Notebook 01, exercise 1: frames per clip for a window and a stride, as FeatureSettings.
+
+    ``num_frames_fn(window_ms, stride_ms, clip_ms=1000)`` must return what
+    ``FeatureSettings(...).spectrogram_length`` gives at 16 kHz.
+
+    >>> from kwlesson.features import FeatureSettings
+    >>> check_01_frames(lambda window_ms, stride_ms, clip_ms=1000: FeatureSettings(
+    ...     window_size_ms=window_ms, window_stride_ms=stride_ms,
+    ...     clip_duration_ms=clip_ms).spectrogram_length)
+    Exercise 01.1 passed: your frame counts match FeatureSettings for 10 settings
+    """
+    from kwlesson.features import FeatureSettings
+
+    cases = [(30, 10, 1000), (40, 20, 1000), (20, 20, 1000), (25, 10, 1000), (30, 40, 1000),
+             (100, 12.5, 1000), (30.5, 10, 1000), (30, 10, 1500), (1000, 10, 1000),
+             (1200, 10, 1000)]
+    for window_ms, stride_ms, clip_ms in cases:
+        s = FeatureSettings(window_size_ms=window_ms, window_stride_ms=stride_ms,
+                            clip_duration_ms=clip_ms)
+        want = s.spectrogram_length
+        got = num_frames_fn(window_ms, stride_ms, clip_ms=clip_ms)
+        if got == want:
+            continue
+        if want == 0:
+            hint = "a window longer than the clip fits no frame at all: return 0"
+        else:
+            hint = (f"count in samples: the clip is {s.desired_samples}, the window "
+                    f"{s.window_size_samples} and the stride {s.window_stride_samples} samples "
+                    "(int(16000 * ms / 1000)); one frame at the start, then one more per whole "
+                    "stride that still leaves room for a window")
+        raise AssertionError(f"window {window_ms} ms, stride {stride_ms} ms, clip {clip_ms} ms: "
+                             f"you said {got!r}, FeatureSettings says {want}. Hint: {hint}.")
+    _passed("01.1", f"your frame counts match FeatureSettings for {len(cases)} settings")
+
+
 def check_02_which_set(which_set_fn: Callable[[str, float, float], str]) -> None:
     """Notebook 02, exercise 1: a student's ``which_set`` must agree with the reference.
 
@@ -95,6 +131,184 @@ def check_02_which_set(which_set_fn: Callable[[str, float, float], str]) -> None
                 f"{got!r}, the reference says {want!r}. Hash the name without '_nohash_...'."
             )
     _passed("02.1", f"which_set agrees with the reference on {len(names)} file names")
+
+
+def check_06_conv_macs(conv_macs_fn: Callable[..., int]) -> None:
+    """Notebook 06, exercise 1: MACs of a Conv2D layer, by hand, against ``models.layer_macs``.
+
+    ``conv_macs_fn(input_shape, filters, kernel_size, strides=(1, 1), padding="same")`` gets
+    ``input_shape`` as (rows, cols, channels) and returns multiply-accumulates for one example.
+
+    >>> import math
+    >>> def conv_macs(shape, filters, kernel, strides=(1, 1), padding="same"):
+    ...     (r, c, ch), (kh, kw), (sh, sw) = shape, kernel, strides
+    ...     if padding == "valid":
+    ...         r, c = r - kh + 1, c - kw + 1
+    ...     return math.ceil(r / sh) * math.ceil(c / sw) * filters * kh * kw * ch
+    >>> check_06_conv_macs(conv_macs)  # doctest: +SKIP
+    Exercise 06.1 passed: your conv_macs matches the library on 6 convolution layers
+    """
+    import keras
+
+    from kwlesson.models import layer_macs
+
+    # (input rows, cols, channels), filters, kernel, strides, padding: the layers of the
+    # course's models plus two odd sizes, where stride and padding round differently.
+    cases = [
+        ((98, 40, 1), 64, (20, 8), (1, 1), "same"),    # conv, first layer
+        ((49, 20, 64), 64, (10, 4), (1, 1), "same"),   # conv, second layer
+        ((98, 40, 1), 186, (98, 8), (1, 1), "valid"),  # low_latency_conv
+        ((98, 40, 1), 8, (10, 8), (2, 2), "same"),     # tiny_conv
+        ((49, 20, 3), 5, (3, 4), (2, 3), "valid"),
+        ((7, 9, 2), 4, (3, 3), (2, 2), "same"),
+    ]
+    for shape, filters, kernel, strides, padding in cases:
+        inputs = keras.Input(shape=shape)
+        layer = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding)
+        want = layer_macs(keras.Model(inputs, layer(inputs)))[0]["macs"]
+        got = conv_macs_fn(shape, filters, kernel, strides, padding)
+        assert got == want, (
+            f"input {shape}, {filters} filters of {kernel}, strides {strides}, {padding!r} "
+            f"padding: you said {got!r}, the library counts {want:,}. Each output value (rows x "
+            f"cols x filters) costs kernel_h x kernel_w x in_channels MACs; 'same' gives "
+            f"ceil(in / stride) rows, 'valid' ceil((in - kernel + 1) / stride)."
+        )
+    _passed("06.1", f"your conv_macs matches the library on {len(cases)} convolution layers")
+
+
+def check_07_quantize(quantize_fn: Callable[..., object]) -> None:
+    """Notebook 07, exercise 1: float -> int8 with a tensor's scale and zero point.
+
+    ``quantize_fn(x, scale, zero_point)`` takes a float array and returns an int8 array:
+    ``q = round(x / scale) + zero_point``, clipped to [-128, 127].
+
+    >>> import numpy as np
+    >>> def quantize(x, scale, zero_point):
+    ...     q = np.round(np.asarray(x) / scale) + zero_point
+    ...     return np.clip(q, -128, 127).astype(np.int8)
+    >>> check_07_quantize(quantize)
+    Exercise 07.1 passed: your quantize matches LiteRT's rule on 4 tensors
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    cases = [(0.5, -3), (0.0431, 12), (0.2, -128), (1.7, 100)]
+    for scale, zero in cases:
+        x = rng.uniform(-300 * scale, 300 * scale, 50).astype(np.float32)
+        x[:3] = [0.0, 1000 * scale, -1000 * scale]  # zero, and values that must clip
+        want = np.clip(np.round(x / np.float32(scale)) + zero, -128, 127).astype(np.int8)
+        got = np.asarray(quantize_fn(x, scale, zero))
+        assert got.shape == x.shape, f"scale {scale}: shape {got.shape}, expected {x.shape}"
+        assert got.dtype == np.int8, (
+            f"scale {scale}: dtype {got.dtype}; the model's input is int8: use .astype(np.int8) "
+            "after clipping")
+        bad = np.nonzero(got.astype(np.int32) != want)[0]
+        assert not bad.size, (
+            f"scale {scale}, zero point {zero}: x = {x[bad[0]]:.4g} gave {got[bad[0]]}, "
+            f"expected {want[bad[0]]}. Divide by the scale, round, add the zero point, then "
+            "clip to [-128, 127] before converting to int8.")
+    _passed("07.1", f"your quantize matches LiteRT's rule on {len(cases)} tensors")
+
+
+
+def check_03_learning_rate(rate_fn: Callable[[int, str, str], float]) -> None:
+    """Notebook 03, exercise 1: the learning rate a training step uses, from the seed's flags.
+
+    ``rate_fn(step, steps, rates)`` takes a 1-based step and the comma-separated
+    ``how_many_training_steps`` and ``learning_rate`` strings, and returns the rate of the phase
+    that step falls in (after the last phase, the last rate).
+
+    >>> from kwlesson.training import PiecewiseRate, parse_schedule
+    >>> check_03_learning_rate(lambda step, steps, rates: PiecewiseRate(
+    ...     parse_schedule(steps, rates)).rate_at_step(step))
+    Exercise 03.1 passed: your learning rates match the schedule at 14 steps
+    """
+    cases = [(1, "15000,3000", "0.001,0.0001", 0.001), (15000, "15000,3000", "0.001,0.0001", 0.001),
+             (15001, "15000,3000", "0.001,0.0001", 0.0001),
+             (18000, "15000,3000", "0.001,0.0001", 0.0001),
+             (18001, "15000,3000", "0.001,0.0001", 0.0001),
+             (1, "20000,6000", "0.01,0.001", 0.01), (20001, "20000,6000", "0.01,0.001", 0.001),
+             (180, "180,60", "0.01,0.002", 0.01), (181, "180,60", "0.01,0.002", 0.002),
+             (5, "10", "0.5", 0.5), (11, "10,10,10", "0.3,0.2,0.1", 0.2),
+             (20, "10,10,10", "0.3,0.2,0.1", 0.2), (21, "10,10,10", "0.3,0.2,0.1", 0.1),
+             (99, "10,10,10", "0.3,0.2,0.1", 0.1)]
+    for step, steps, rates, want in cases:
+        got = rate_fn(step, steps, rates)
+        if isinstance(got, (int, float)) and abs(float(got) - want) <= 1e-12 * want:
+            continue
+        ends = []
+        for n in steps.split(","):
+            ends.append((ends[-1] if ends else 0) + int(n))
+        raise AssertionError(
+            f"step {step} with steps {steps!r} and rates {rates!r}: you said {got!r}, the "
+            f"schedule says {want}. Hint: the phases end at steps {ends} (a running total); "
+            "a step uses the rate of the first phase whose end is >= the step, and after the "
+            "last phase the last rate stays. Return a float, not a string.")
+    _passed("03.1", f"your learning rates match the schedule at {len(cases)} steps")
+
+
+def check_04_precision_recall(precision_recall_fn: Callable[..., tuple]) -> None:
+    """Notebook 04, exercise 1: precision and recall per label from a confusion matrix.
+
+    ``precision_recall_fn(confusion)`` takes a square matrix (rows truth, columns prediction)
+    and returns ``(precision, recall)``: two sequences of fractions in [0, 1], one per label,
+    with ``nan`` as the precision of a label that is never predicted (and as the recall of a
+    label with no clips).
+
+    >>> import numpy as np
+    >>> def pr(m):
+    ...     m = np.asarray(m, float)
+    ...     d = np.diag(m)
+    ...     with np.errstate(invalid="ignore", divide="ignore"):
+    ...         return d / m.sum(axis=0), d / m.sum(axis=1)
+    >>> check_04_precision_recall(pr)
+    Exercise 04.1 passed: your precision and recall match on 3 confusion matrices
+    """
+    import numpy as np
+
+    seed = np.array([
+        [258, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [7, 6, 26, 94, 7, 49, 1, 15, 40, 2, 0, 11],
+        [10, 1, 107, 80, 13, 22, 0, 13, 10, 1, 0, 4], [1, 3, 16, 163, 6, 48, 0, 5, 10, 1, 0, 17],
+        [15, 1, 17, 114, 55, 13, 0, 9, 22, 5, 0, 9], [1, 1, 6, 97, 3, 87, 1, 12, 46, 0, 0, 10],
+        [8, 6, 86, 84, 13, 24, 1, 9, 9, 1, 0, 6], [9, 3, 32, 112, 9, 26, 1, 36, 19, 0, 0, 9],
+        [8, 2, 12, 94, 9, 52, 0, 6, 72, 0, 0, 2], [16, 1, 39, 74, 29, 42, 0, 6, 37, 9, 0, 3],
+        [15, 6, 17, 71, 50, 37, 0, 6, 32, 2, 1, 9], [11, 1, 6, 151, 5, 42, 0, 8, 16, 0, 0, 20]])
+    rng = np.random.default_rng(4)
+    lopsided = rng.integers(0, 9, size=(5, 5)) + np.diag([30, 1, 12, 7, 20])
+    never_predicted = np.array([[5, 0, 1], [2, 0, 3], [0, 0, 4]])  # the middle label: no column
+    for name, m in (("the seed's step-400 matrix", seed), ("a random 5x5 matrix", lopsided),
+                    ("a matrix whose middle label is never predicted", never_predicted)):
+        d = np.diag(m).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            want_p, want_r = d / m.sum(axis=0), d / m.sum(axis=1)
+        got = precision_recall_fn(m.copy())
+        assert isinstance(got, tuple) and len(got) == 2, (
+            f"{name}: return a pair (precision, recall), not {type(got).__name__}")
+        p, r = (np.asarray(x, float) for x in got)
+        for what, have, want in (("precision", p, want_p), ("recall", r, want_r)):
+            assert have.shape == want.shape, (
+                f"{name}: {what} has shape {have.shape}, expected one value per label "
+                f"{want.shape}")
+            if np.allclose(have, want, equal_nan=True):
+                continue
+            other = want_r if what == "precision" else want_p
+            if np.allclose(have, other, equal_nan=True):
+                hint = ("you swapped rows and columns: rows are the truth, columns the "
+                        "prediction; precision divides by a column's sum, recall by a row's")
+            elif np.allclose(have, 100 * want, equal_nan=True):
+                hint = "give fractions in [0, 1], not percentages"
+            elif np.isnan(want).any() and not np.isnan(have).any():
+                hint = ("a label that is never predicted has no precision: give nan there "
+                        "(0 / 0), not 0")
+            elif what == "precision":
+                hint = ("precision of a label = its diagonal cell / the sum of its column "
+                        "(of the clips predicted as that label, the share that really were)")
+            else:
+                hint = ("recall of a label = its diagonal cell / the sum of its row "
+                        "(of the clips that really were that label, the share found)")
+            raise AssertionError(f"{name}: your {what} {np.round(have, 3).tolist()} differs from "
+                                 f"{np.round(want, 3).tolist()}. Hint: {hint}.")
+    _passed("04.1", "your precision and recall match on 3 confusion matrices")
 
 
 # ---------------------------------------------------------------------------- student copies

@@ -51,13 +51,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from kwlesson import plots
+from kwlesson.audio import fit_length
+from kwlesson.features import MFCC_MEL_BINS, FeatureSettings, compute_features
 from kwlesson.training import TextProgress, TrainConfig, TrainingObserver, TrainResult, train
 
 __all__ = [
     "History",
+    "SpectrogramExplorer",
     "TrainingDashboard",
     "format_progress",
     "in_notebook",
+    "spectrogram_explorer",
     "train_with_dashboard",
     "train_with_dashboard_async",
 ]
@@ -521,3 +525,159 @@ async def train_with_dashboard_async(config: TrainConfig | None = None, *, data:
     except BaseException:
         dashboard.stop()  # the worker saves a checkpoint and ends after its current step
         raise
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 01: window, stride and bins, and the input size they give the model
+
+#: The explorer's text form, the same on every run (nbval compares it).
+EXPLORER_REPR = "SpectrogramExplorer(...)"
+#: Feature types the explorer offers (the 'average' preprocess is taught later).
+EXPLORER_PREPROCESS = ("mfcc", "log_mel", "spectrogram")
+
+
+class _ExplorerBox(widgets.VBox):
+    """A VBox whose text form never changes (the default lists every child's state)."""
+
+    def __repr__(self) -> str:
+        return EXPLORER_REPR
+
+
+class SpectrogramExplorer:
+    """Sliders for window size, stride and bins that redraw a clip's features ("image") and
+    show the size of the model's input, ``FeatureSettings.shape``.
+
+    The features come from :func:`kwlesson.features.compute_features`, the code training uses.
+    The picture has two panels: the waveform with the first three windows shaded (so you see
+    the window and the stride), and the features with time to the right and bins upwards.
+    Controls, to move by hand or from code: ``window_slider`` and ``stride_slider`` (ms),
+    ``bins_slider``, ``preprocess_buttons``; results: ``shape_label`` (text), ``image`` (PNG
+    bytes in ``image.value``), ``settings``, ``features`` and ``renders`` (redraw count).
+    Display the explorer (or ``explorer.widget``) in a cell.
+
+    Introduced in notebook 01.
+
+    >>> ex = SpectrogramExplorer(np.zeros(16000, np.float32))
+    >>> ex.shape_label.value
+    'model input: 98 frames x 40 bins = 3,920 numbers · frames = 1 + (16000 - 480) // 160'
+    >>> ex.window_slider.value = 40
+    >>> ex.settings.shape
+    (97, 40)
+    """
+
+    def __init__(self, clip: np.ndarray, *, window_ms: int = 30, stride_ms: int = 10,
+                 bins: int = 40, preprocess: str = "mfcc", sample_rate: int = 16000,
+                 dpi: float = 72) -> None:
+        clip = np.asarray(clip, np.float32)
+        if clip.ndim != 1 or clip.size == 0:
+            raise ValueError(f"the explorer needs one mono clip [samples], not shape {clip.shape}")
+        if preprocess not in EXPLORER_PREPROCESS:
+            raise ValueError(f"preprocess must be one of {', '.join(EXPLORER_PREPROCESS)}, "
+                             f"not {preprocess!r}")
+        self.sample_rate = int(sample_rate)
+        # The model always sees one clip's worth of samples: pad or trim as training does.
+        self.clip = fit_length(clip, FeatureSettings(sample_rate=self.sample_rate).desired_samples)
+        self.features: np.ndarray | None = None
+        self.renders = 0
+        self._picture = _Picture((8, 4.4), dpi)
+        def slider(description: str, value: int, low: int, high: int, step: int) -> Any:
+            # continuous_update=False: redraw when the handle is released, not at every pixel.
+            return widgets.IntSlider(value=value, min=low, max=high, step=step,
+                                     description=description, continuous_update=False,
+                                     style={"description_width": "90px"},
+                                     layout=widgets.Layout(width="420px"))
+
+        self.window_slider = slider("window (ms)", window_ms, 10, 100, 5)
+        self.stride_slider = slider("stride (ms)", stride_ms, 5, 50, 5)
+        self.bins_slider = slider("bins", bins, 4, MFCC_MEL_BINS, 1)
+        self.preprocess_buttons = widgets.ToggleButtons(options=list(EXPLORER_PREPROCESS),
+                                                        value=preprocess, description="features")
+        self.shape_label = widgets.Label()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        for control in (self.window_slider, self.stride_slider, self.bins_slider,
+                        self.preprocess_buttons):
+            control.observe(lambda _change: self.redraw(), names="value")
+        self.widget = _ExplorerBox([self.preprocess_buttons, self.window_slider,
+                                    self.stride_slider, self.bins_slider, self.shape_label,
+                                    self.image])
+        self.redraw()
+
+    def __repr__(self) -> str:
+        return EXPLORER_REPR
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @property
+    def settings(self) -> FeatureSettings:
+        """The feature settings the controls describe now."""
+        return FeatureSettings(sample_rate=self.sample_rate,
+                               window_size_ms=float(self.window_slider.value),
+                               window_stride_ms=float(self.stride_slider.value),
+                               feature_bin_count=int(self.bins_slider.value),
+                               preprocess=self.preprocess_buttons.value)
+
+    def describe(self) -> str:
+        """The text of ``shape_label`` for the current settings."""
+        s = self.settings
+        frames, bins = s.shape
+        text = (f"model input: {frames} frames x {bins} bins = {frames * bins:,} numbers · "
+                f"frames = 1 + ({s.desired_samples} - {s.window_size_samples}) // "
+                f"{s.window_stride_samples}")
+        if s.preprocess == "spectrogram":
+            text += f" · bins = {s.fft_length} // 2 + 1 (set by the window)"
+        if s.window_stride_samples > s.window_size_samples:
+            text += " · stride longer than window: some samples are never looked at"
+        return text
+
+    def redraw(self) -> None:
+        """Recompute the features, redraw the picture and update the label."""
+        s = self.settings
+        # A spectrogram's bins come from the window's FFT, so the bins slider has no say there.
+        self.bins_slider.disabled = s.preprocess == "spectrogram"
+        self.features = compute_features(self.clip, s).numpy()
+        self.shape_label.value = self.describe()
+        self.image.value = self._draw(s)
+        self.renders += 1
+
+    def _draw(self, s: FeatureSettings) -> bytes:
+        fig = self._picture.figure
+        fig.clear()
+        ax_wave, ax_feat = fig.subplots(2, 1, height_ratios=[1, 2])
+        seconds = np.arange(self.clip.size) / self.sample_rate
+        ax_wave.plot(seconds, self.clip, linewidth=0.5, color="0.3")
+        for k, color in enumerate(("tab:orange", "tab:green", "tab:blue")):
+            start = k * s.window_stride_samples / self.sample_rate
+            ax_wave.axvspan(start, start + s.window_size_samples / self.sample_rate,
+                            color=color, alpha=0.35, lw=0)
+        ax_wave.set(xlim=(0, self.clip.size / self.sample_rate), ylim=(-1, 1),
+                    xlabel="time (s)", ylabel="amplitude",
+                    title=f"first three windows: {s.window_size_ms:g} ms long, "
+                          f"every {s.window_stride_ms:g} ms")
+        image, low, high = self.features, None, None
+        if s.preprocess == "spectrogram":
+            # Magnitudes span orders of magnitude: draw their log, the top ~90 dB of it.
+            image = np.log(image + 1e-6)
+            low = image.max() - 10.0
+        elif s.preprocess == "mfcc" and image.shape[1] > 1:
+            # Coefficient 0 (overall loudness) dwarfs the others: colour by their range.
+            low, high = np.percentile(image[:, 1:], [1, 99])
+        ax_feat.imshow(image.T, origin="lower", aspect="auto", cmap="magma",
+                       interpolation="nearest", vmin=low, vmax=high)
+        frames, bins = s.shape
+        ax_feat.set(xlabel="frame", ylabel="bin",
+                    title=f"{s.preprocess}: {frames} frames x {bins} bins")
+        fig.tight_layout()
+        return self._picture.png()
+
+
+def spectrogram_explorer(clip: np.ndarray, **options: Any) -> SpectrogramExplorer:
+    """Sliders for window size, stride and bins over ``clip``'s features; see
+    :class:`SpectrogramExplorer` for the options and attributes. Introduced in notebook 01.
+
+    >>> ex = spectrogram_explorer(np.zeros(16000, np.float32))
+    >>> ex.stride_slider.value = 20
+    >>> ex.settings.shape
+    (49, 40)
+    """
+    return SpectrogramExplorer(clip, **options)
