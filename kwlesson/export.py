@@ -609,8 +609,13 @@ def _guess_architecture(checkpoint: str | os.PathLike, config: Any) -> str | Non
 
 
 def _replace_into(tmp: Path, out: Path) -> None:
-    """Move every entry of ``tmp`` into ``out``, replacing entries of the same name only."""
+    """Move every entry of ``tmp`` into ``out``, replacing entries of the same name; files of
+    an earlier export that this one did not write (e.g. int8 files after ``quantize=False``)
+    are removed, so the folder never mixes two models. Other files are left alone."""
     out.mkdir(parents=True, exist_ok=True)
+    for name in (FLOAT_TFLITE, INT8_TFLITE, MICRO_TFLITE, MICRO_SOURCE, MICRO_HEADER):
+        if not (tmp / name).exists():
+            (out / name).unlink(missing_ok=True)
     for entry in tmp.iterdir():
         target = out / entry.name
         if target.is_dir() and not target.is_symlink():
@@ -649,8 +654,8 @@ def freeze(
     calibration are (default: the run's ``data_dir``); ``data``: an already loaded
     :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes only the float
     files (no data needed). Files are built in a temporary folder and moved into
-    ``output_dir`` at the end, replacing only files of the same names. ``stream``: where the
-    progress lines go (default stdout; ``None`` after construction means stdout).
+    ``output_dir`` at the end, replacing an earlier export's files and leaving other files
+    alone. ``stream``: where the summary lines go (default: stdout).
 
     >>> r = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
     >>> sorted(r.files)[:3]  # doctest: +SKIP

@@ -397,8 +397,12 @@ def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_p
         export.freeze(trained.checkpoint_path, tmp_path / "q", data_dir=tmp_path / "gone",
                       stream=io.StringIO())
     out = tmp_path / "float_only"
+    out.mkdir()
+    (out / export.MICRO_TFLITE).write_bytes(b"from an earlier export")
+    (out / "notes.txt").write_text("mine")
     result = export.freeze(trained.checkpoint_path, out, quantize=False, stream=io.StringIO())
     assert (out / export.FLOAT_TFLITE).is_file() and not (out / export.MICRO_TFLITE).exists()
+    assert (out / "notes.txt").read_text() == "mine"
     assert result.card["calibration"] is None
     (tmp_path / "a_file").write_text("x")
     with pytest.raises(NotADirectoryError):
