@@ -178,9 +178,10 @@ def main() -> None:
                 f"{ms['float']:.3f} | {ms['int8']:.3f} | {ms['micro']:.3f} |")
         if report is not None:
             acc = report["accuracy"]
+            failed = [name for name, ok in report["checks"].items() if ok is False]
             line += " " + " / ".join(f"{100 * acc[k]:.1f}" for k in (
-                "keras", "float", "int8", "micro")) + (" |" if report["passed"] else
-                                                       " (verify FAILED) |")
+                "keras", "float", "int8", "micro")) + (
+                f" (failed: {', '.join(failed)})" if failed else "") + " |"
         print(line, flush=True)
 
     print()
