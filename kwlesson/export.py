@@ -1232,7 +1232,7 @@ def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str 
 
 def main_label_wav(graph: str, wav: str, labels: str | None = None,
                    how_many_labels: int = 3) -> int:
-    """``kwlesson label_wav --graph MODEL --wav FILE_OR_FOLDER [--labels FILE]
+    """``kwlesson label-wav --graph MODEL --wav FILE_OR_FOLDER [--labels FILE]
     [--how_many_labels 3]`` (the seed's flag names); 0 on success, 2 on bad input.
 
     >>> main_label_wav("/tmp/kws", "yes.wav")  # doctest: +SKIP
@@ -1241,14 +1241,14 @@ def main_label_wav(graph: str, wav: str, labels: str | None = None,
     try:
         label_wav(graph, wav, top_k=how_many_labels, labels=labels)
     except (FileNotFoundError, ValueError, AudioError) as err:
-        print(f"kwlesson label_wav: {err}", file=sys.stderr)
+        print(f"kwlesson label-wav: {err}", file=sys.stderr)
         return 2
     return 0
 
 
 def main_wav_to_spectrogram(input_wav: str, output_image: str, window_size: int = 256,
                             stride: int = 128, brightness: float = 64.0) -> int:
-    """``kwlesson wav_to_spectrogram --input_wav FILE --output_image PNG [--window_size 256]
+    """``kwlesson wav-to-spectrogram --input_wav FILE --output_image PNG [--window_size 256]
     [--stride 128] [--brightness 64]``; 0 on success, 2 on bad input.
 
     >>> main_wav_to_spectrogram("yes.wav", "/tmp/spectrogram.png")  # doctest: +SKIP
@@ -1257,7 +1257,7 @@ def main_wav_to_spectrogram(input_wav: str, output_image: str, window_size: int 
     try:
         image = wav_to_spectrogram(input_wav, output_image, window_size, stride, brightness)
     except (FileNotFoundError, ValueError, AudioError) as err:
-        print(f"kwlesson wav_to_spectrogram: {err}", file=sys.stderr)
+        print(f"kwlesson wav-to-spectrogram: {err}", file=sys.stderr)
         return 2
     print(f"Wrote {output_image} ({image.shape[1]} x {image.shape[0]} pixels: frequency "
           "across, time down)")
