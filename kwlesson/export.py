@@ -268,7 +268,7 @@ def convert(concrete_fn: Any, kind: str,
     try:
         if kind != "int8":
             return converter().convert()
-        front_end = _front_end_nodes(converter_float(concrete_fn))
+        front_end = _front_end_nodes(_convert_float(concrete_fn))
         if not front_end:
             return converter().convert()
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=front_end)
@@ -283,7 +283,7 @@ def convert(concrete_fn: Any, kind: str,
         raise RuntimeError(f"converting to a {kind} .tflite failed: {err}") from err
 
 
-def converter_float(concrete_fn: Any) -> bytes:
+def _convert_float(concrete_fn: Any) -> bytes:
     """The float ``.tflite`` of a concrete function (see :func:`convert`)."""
     return convert(concrete_fn, "float")
 
