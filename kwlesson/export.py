@@ -69,6 +69,7 @@ from kwlesson.features import FeatureSettings, compute_features
 __all__ = [
     "FLOAT_TFLITE",
     "INT8_TFLITE",
+    "INT8_UNSUPPORTED",
     "LABELS_FILE",
     "MICRO_HEADER",
     "MICRO_SOURCE",
@@ -116,6 +117,15 @@ MIN_MICRO_AGREEMENT = 0.99
 KINDS = ("float", "int8", "micro")
 #: Name scope of the feature front end inside the audio-in models.
 FRONT_END_SCOPE = "features"
+#: Architectures whose int8 files would be useless, and why: freeze refuses to quantise them.
+INT8_UNSUPPORTED = {
+    "low_latency_svdf": (
+        "its SVDF layer filters 98 frames x 2,560 feature-filter outputs in one tensor, and "
+        "int8 gives that whole tensor one scale: small filters round to nothing (a trained "
+        "model fell from 53.6% to 23.5% validation accuracy)"),
+}
+#: freeze warns when the int8 file picks the float file's top label on fewer calibration clips.
+MIN_CALIBRATION_AGREEMENT = 0.9
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,7 +660,8 @@ def freeze(
     ``checkpoint``: a prefix (``<train_dir>/<arch>.ckpt-<step>``) or a train_dir (its latest);
     the labels and feature settings come from ``<arch>_config.json`` next to it.
     ``model_architecture``: optional, as the seed's freeze.py flag; a different architecture
-    from the run's is an error naming both. ``data_dir``: where the training clips for int8
+    from the run's is an error naming both. ``low_latency_svdf`` cannot go int8 (see
+    ``INT8_UNSUPPORTED``): freeze it with ``quantize=False``. ``data_dir``: where the training clips for int8
     calibration are (default: the run's ``data_dir``); ``data``: an already loaded
     :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes only the float
     files (no data needed). Files are built in a temporary folder and moved into
@@ -663,12 +674,23 @@ def freeze(
     """
     from kwlesson import __version__
     from kwlesson.models import count_macs
+    from kwlesson.training import read_run_files
 
     t0 = time.monotonic()
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder")
     say = (lambda text: print(text, file=stream or sys.stdout))
+    if quantize:
+        try:
+            arch = read_run_files(checkpoint)[0].model_architecture
+        except (FileNotFoundError, ValueError):
+            arch = None  # _load_checkpoint below says what is wrong
+        if arch in INT8_UNSUPPORTED:
+            raise ValueError(
+                f"{checkpoint}: {arch} cannot be quantised to int8: {INT8_UNSUPPORTED[arch]}. "
+                "Freeze it with quantize=False (kwlesson freeze --no_quantize) for the float "
+                "SavedModel and .tflite")
     trained = _load_checkpoint(checkpoint, model_architecture)
     model, labels, settings, config = (trained.model, trained.labels, trained.settings,
                                        trained.config)
@@ -711,6 +733,16 @@ def freeze(
 
             blobs[INT8_TFLITE] = convert(audio_fn, "int8", audio_rep)
             blobs[MICRO_TFLITE] = convert(_features_fn(logits, settings), "micro", feature_rep)
+            # A cheap guard against an int8 file that lost the model: compare top labels
+            # with the float file on (some of) the calibration clips.
+            probe = calib[:100]
+            agreement = float(np.mean(TFLiteModel(blobs[FLOAT_TFLITE])(probe).argmax(-1)
+                                      == TFLiteModel(blobs[INT8_TFLITE])(probe).argmax(-1)))
+            if agreement < MIN_CALIBRATION_AGREEMENT:
+                warnings.warn(f"{trained.checkpoint_path}: the int8 model picks the float "
+                              f"model's top label on only {100 * agreement:.0f}% of "
+                              f"{len(probe)} calibration clips; check it with verify()",
+                              stacklevel=2)
         for name, blob in blobs.items():
             (tmp / name).write_bytes(blob)
             files[name] = tmp / name
@@ -778,7 +810,8 @@ def freeze(
             "macs": int(count_macs(model)),
             "calibration": (None if calib is None else {
                 "split": "training", "clips": len(calib),
-                "data_dir": str(getattr(data, "data_dir", ""))}),
+                "data_dir": str(getattr(data, "data_dir", "")),
+                "int8_float_top1_agreement": agreement}),
             "audio_input": "float32 samples in [-1, 1] (16-bit PCM / 32768), mono, "
                            f"{settings.sample_rate} Hz, exactly {settings.desired_samples} "
                            "samples: resample, pad or trim before calling",

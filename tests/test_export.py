@@ -134,6 +134,8 @@ def test_freeze_writes_every_file_and_a_complete_model_card(exported, card, trai
         "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "MEAN",
         "MAX_POOL_2D", "AVERAGE_POOL_2D", "MUL", "SUM", "RELU", "ADD"}
     assert files[export.MICRO_SOURCE]["length"] == files[export.MICRO_TFLITE]["bytes"]
+    assert card["calibration"]["clips"] == 60
+    assert card["calibration"]["int8_float_top1_agreement"] >= 0.9
 
 
 def test_saved_model_serving_signature_takes_raw_audio(exported, trained):
@@ -390,6 +392,22 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(trained, tmp_path):
                                          r"of tiny_conv"):
         export.freeze(ckpt, tmp_path / "out2", quantize=False, stream=io.StringIO())
     assert export.main_freeze(str(ckpt), str(tmp_path / "out3"), quantize=False) == 2
+
+
+def test_low_latency_svdf_int8_is_a_clear_error(trained, tmp_path):
+    fake = tmp_path / "svdf"
+    fake.mkdir()
+    src = Path(trained.checkpoint_path)
+    for f in src.parent.glob(src.name + ".*"):
+        shutil.copy(f, fake / f.name.replace("tiny_conv", "low_latency_svdf"))
+    doc = json.loads((src.parent / "tiny_conv_config.json").read_text())
+    doc["model_architecture"] = doc["train_config"]["model_architecture"] = "low_latency_svdf"
+    (fake / "low_latency_svdf_config.json").write_text(json.dumps(doc))
+    ckpt = fake / src.name.replace("tiny_conv", "low_latency_svdf")
+    with pytest.raises(ValueError, match=r"low_latency_svdf cannot be quantised to int8: .*"
+                                         r"--no_quantize"):
+        export.freeze(ckpt, tmp_path / "out", stream=io.StringIO())
+    assert not (tmp_path / "out").exists()
 
 
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
