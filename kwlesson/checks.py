@@ -311,6 +311,56 @@ def check_04_precision_recall(precision_recall_fn: Callable[..., tuple]) -> None
     _passed("04.1", "your precision and recall match on 3 confusion matrices")
 
 
+def check_08_average(average_fn: Callable[..., object]) -> None:
+    """Notebook 08, exercise 1: the averaging step of RecognizeCommands.
+
+    ``average_fn(times_ms, scores, current_time_ms, average_window_ms)`` gets every result so
+    far (times ``[n]`` in increasing order, scores ``[n, labels]``) and must return the mean
+    score per label over the results with ``current_time_ms - average_window_ms <= time <=
+    current_time_ms`` (a result exactly that old still counts), as RecognizeCommands keeps them.
+
+    >>> import numpy as np
+    >>> def average(times_ms, scores, current_time_ms, average_window_ms):
+    ...     t = np.asarray(times_ms)
+    ...     keep = (t >= current_time_ms - average_window_ms) & (t <= current_time_ms)
+    ...     return np.asarray(scores)[keep].mean(axis=0)
+    >>> check_08_average(average)
+    Exercise 08.1 passed: your averages match RecognizeCommands in 40 situations
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    cases = [(np.array([0, 30, 60, 90]), 60, 60), (np.array([0, 30, 60, 90]), 90, 0),
+             (np.array([0, 100, 200, 300, 400]), 250, 1000)]
+    for _ in range(37):
+        n = int(rng.integers(1, 40))
+        times = np.sort(rng.choice(np.arange(0, 3000, 30), size=n, replace=False))
+        current = int(times[rng.integers(n)])
+        cases.append((times, current, int(rng.choice([0, 90, 250, 500, 1000]))))
+    for times, current, window in cases:
+        scores = rng.random((len(times), 4))
+        keep = (times >= current - window) & (times <= current)
+        want = scores[keep].mean(axis=0)
+        got = np.asarray(average_fn(times.copy(), scores.copy(), current, window), dtype=float)
+        if got.shape == want.shape and np.allclose(got, want):
+            continue
+        if got.shape != want.shape:
+            hint = (f"return one average per label, shape {want.shape}, not {got.shape} "
+                    "(average over the rows, axis=0)")
+        elif np.allclose(got, scores[times <= current].mean(axis=0)):
+            hint = "leave out the results older than current_time_ms - average_window_ms"
+        elif np.allclose(got, scores[(times > current - window) & (times <= current)].mean(0)):
+            hint = "a result exactly average_window_ms old still counts: use >=, not >"
+        elif np.allclose(got, scores[times >= current - window].mean(axis=0)):
+            hint = "leave out the results after current_time_ms: they have not happened yet"
+        else:
+            hint = "keep the rows with current - window <= time <= current, then take their mean"
+        raise AssertionError(f"times {times.tolist()}, current_time_ms={current}, "
+                             f"average_window_ms={window}: your average {np.round(got, 3)} "
+                             f"differs from {np.round(want, 3)}. Hint: {hint}.")
+    _passed("08.1", f"your averages match RecognizeCommands in {len(cases)} situations")
+
+
 # ---------------------------------------------------------------------------- student copies
 
 

@@ -57,13 +57,20 @@ from kwlesson.training import TextProgress, TrainConfig, TrainingObserver, Train
 
 __all__ = [
     "History",
+    "KeywordUploader",
     "SpectrogramExplorer",
+    "StreamingTuner",
     "TrainingDashboard",
+    "detection_verdicts",
     "format_progress",
     "in_notebook",
+    "moving_average",
     "spectrogram_explorer",
+    "stream_figure",
+    "streaming_tuner",
     "train_with_dashboard",
     "train_with_dashboard_async",
+    "upload_and_label",
 ]
 
 #: The dashboard's text form, the same on every run (nbval compares it).
@@ -681,3 +688,415 @@ def spectrogram_explorer(clip: np.ndarray, **options: Any) -> SpectrogramExplore
     (49, 40)
     """
     return SpectrogramExplorer(clip, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 08: tune RecognizeCommands on a stream's precomputed scores
+
+#: The tuner's text form, the same on every run (nbval compares it).
+TUNER_REPR = "StreamingTuner(...)"
+#: Colour of a detection by verdict (as counted by kwlesson.streaming.calculate_accuracy_stats).
+VERDICT_COLORS = {"correct": "tab:green", "wrong": "tab:red", "false positive": "tab:purple"}
+
+
+def moving_average(times_ms: Any, scores: np.ndarray, average_window_ms: float) -> np.ndarray:
+    """Each row averaged with the rows of the last ``average_window_ms`` (a row exactly that old
+    counts), as :class:`kwlesson.streaming.RecognizeCommands` averages before it decides.
+
+    >>> moving_average([0, 100, 200], np.array([[0.0], [1.0], [2.0]]), 100)[:, 0]
+    array([0. , 0.5, 1.5])
+    """
+    times = np.asarray(times_ms, np.float64).reshape(-1)
+    scores = np.asarray(scores, np.float64)
+    idx = np.arange(len(times))
+    starts = np.searchsorted(times, times - average_window_ms, side="left")
+    csum = np.concatenate([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
+    return (csum[idx + 1] - csum[starts]) / (idx - starts + 1)[:, None]
+
+
+def detection_verdicts(ground_truth: Any, detections: Any,
+                       time_tolerance_ms: float = 750) -> list[str]:
+    """'correct', 'wrong' or 'false positive' for each detection, in order, exactly as
+    :func:`kwlesson.streaming.calculate_accuracy_stats` counts it.
+
+    >>> from kwlesson.streaming import Detection
+    >>> found = [Detection(1200, "yes", 0.9), Detection(9000, "no", 0.8)]
+    >>> detection_verdicts([("yes", 1000)], found)
+    ['correct', 'false positive']
+    """
+    from kwlesson.streaming import calculate_accuracy_stats
+
+    verdicts = []
+    before = calculate_accuracy_stats(ground_truth, [], None, time_tolerance_ms)
+    for k in range(len(detections)):
+        now = calculate_accuracy_stats(ground_truth, detections[:k + 1], None, time_tolerance_ms)
+        if now.how_many_false_positives > before.how_many_false_positives:
+            verdicts.append("false positive")
+        elif now.how_many_correct_words > before.how_many_correct_words:
+            verdicts.append("correct")
+        else:
+            verdicts.append("wrong")
+        before = now
+    return verdicts
+
+
+def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any = (),
+                  detections: Any = (), *, average_window_ms: float = 0,
+                  detection_threshold: float | None = None, start_s: float = 0,
+                  span_s: float | None = 30, time_tolerance_ms: float = 750,
+                  fig: Figure | None = None) -> Figure:
+    """Scores over time, with the ground truth and the detections: one line per label except
+    ``_silence_`` (averaged over ``average_window_ms`` when it is > 0), the threshold as a
+    dashed line, each ground-truth word as a grey band over its 1 s clip with its label on top,
+    and each detection as a triangle coloured by its verdict (green correct, red wrong, purple
+    false positive). Points sit at the start of their 1 s window, as the ground truth does.
+    Shows ``span_s`` seconds from ``start_s`` (``None``: all). End the cell with plt.show().
+
+    Introduced in notebook 08.
+
+    >>> fig = stream_figure([0, 30, 60], np.full((3, 2), 0.5), ["_silence_", "yes"])
+    >>> fig.axes[0].get_xlabel()
+    'time (s)'
+    """
+    times = np.asarray(times_ms, np.float64).reshape(-1)
+    scores = np.asarray(scores, np.float64)
+    labels = list(labels)
+    if average_window_ms > 0:
+        scores = moving_average(times, scores, average_window_ms)
+    end_s = (times[-1] / 1000 + 1 if len(times) else 1.0) if span_s is None else start_s + span_s
+    if fig is None:
+        import matplotlib.pyplot as plt  # only here: the tuner draws into its own figure
+
+        fig = plt.figure(figsize=(10, 3.4))
+    else:
+        fig.clear()
+    ax = fig.add_subplot(1, 1, 1)
+    seen = (times >= start_s * 1000 - 1000) & (times <= end_s * 1000)
+    t = times[seen] / 1000
+    words = [label for label in labels if label not in ("_silence_", "_unknown_")]
+    colors = dict(zip(words, _label_colors(len(words))))
+    for k, label in enumerate(labels):
+        if label == "_silence_":
+            continue
+        if label == "_unknown_":  # legends skip labels that start with "_"
+            style = {"color": "0.55", "linestyle": ":", "label": "unknown"}
+        else:
+            style = {"color": colors[label], "label": label}
+        ax.plot(t, scores[seen, k], linewidth=0.9, **style)
+    if detection_threshold is not None:
+        ax.axhline(detection_threshold, color="0.2", linestyle="--", linewidth=0.8)
+    for label, gt in ground_truth:
+        g = gt / 1000
+        if g + 1 < start_s or g > end_s:
+            continue
+        ax.axvspan(g, g + 1, color="0.85", zorder=0, lw=0)
+        ax.text(g + 0.5, 1.08, label.strip("_"), ha="center", va="bottom", fontsize=8,
+                color="0.25", clip_on=True)
+    verdicts = detection_verdicts(ground_truth, detections, time_tolerance_ms)
+    for det, verdict in zip(detections, verdicts):
+        d = det.time_ms / 1000
+        if start_s <= d <= end_s:
+            ax.plot([d], [det.score], marker="v", markersize=9, color=VERDICT_COLORS[verdict],
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=5)
+            ax.text(d, det.score + 0.04, det.label, ha="center", va="bottom", fontsize=8,
+                    color=VERDICT_COLORS[verdict], fontweight="bold", zorder=6)
+    ax.set(xlim=(start_s, end_s), ylim=(0, 1.2), xlabel="time (s)",
+           ylabel="averaged score" if average_window_ms > 0 else "score")
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    what = f"averaged over {average_window_ms:g} ms" if average_window_ms > 0 else "raw scores"
+    ax.set_title(f"Scores over time ({what}); grey: ground truth; triangles: detections "
+                 "(green correct, red wrong, purple false positive)", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _label_colors(n: int) -> list[Any]:
+    """``n`` distinct colours (tab10, then tab20) for one line per label."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(k % cmap.N) for k in range(n)]
+
+
+class _TunerBox(widgets.VBox):
+    """A VBox whose text form never changes (the default lists every child's state)."""
+
+    def __repr__(self) -> str:
+        return TUNER_REPR
+
+
+class StreamingTuner:
+    """Sliders for RecognizeCommands' averaging window, detection threshold, suppression time
+    and minimum count over a stream's precomputed scores.
+
+    The model ran once (:func:`kwlesson.streaming.stream_scores`); moving a slider re-runs only
+    the cheap part, :func:`kwlesson.streaming.recognize_scores` (milliseconds), then redraws the
+    scores with the detections and ground truth (:func:`stream_figure`) and the accuracy line
+    (:meth:`kwlesson.streaming.StreamingAccuracyStats.summary`).
+
+    Controls, to move by hand or from code: ``average_slider`` (ms), ``threshold_slider``,
+    ``suppression_slider`` (ms), ``minimum_count_slider``, ``view_slider`` (the first second
+    shown). Results: ``detections``, ``stats``, ``accuracy`` (its text), ``image`` (PNG bytes in
+    ``image.value``), ``renders``. Display the tuner (or ``tuner.widget``) in a cell.
+
+    Introduced in notebook 08.
+
+    >>> times = np.arange(0, 3000, 30)
+    >>> scores = np.tile([0.0, 1.0], (len(times), 1))
+    >>> tuner = StreamingTuner(times, scores, ["_silence_", "yes"], [("yes", 0)])
+    >>> tuner.stats.how_many_correct_words
+    1
+    >>> tuner.threshold_slider.value = 1.0
+    >>> tuner.detections
+    []
+    """
+
+    def __init__(self, times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any, *,
+                 average_window_ms: int = 500, detection_threshold: float = 0.7,
+                 suppression_ms: int = 1500, minimum_count: int = 3,
+                 time_tolerance_ms: float = 750, span_s: float = 30, dpi: float = 72) -> None:
+        self.times_ms = np.asarray(times_ms, np.int64).reshape(-1)
+        self.scores = np.asarray(scores, np.float32)
+        self.labels = list(labels)
+        self.ground_truth = sorted(((str(lab), float(t)) for lab, t in ground_truth),
+                                   key=lambda item: item[1])
+        self.time_tolerance_ms = float(time_tolerance_ms)
+        self.span_s = float(span_s)
+        if self.scores.shape != (len(self.times_ms), len(self.labels)):
+            raise ValueError(f"scores must be [{len(self.times_ms)} windows, {len(self.labels)} "
+                             f"labels], got shape {self.scores.shape}")
+        self.detections: list[Any] = []
+        self.stats: Any = None
+        self.renders = 0
+        self._picture = _Picture((10, 3.4), dpi)
+        style = {"description_width": "150px"}
+        box = widgets.Layout(width="460px")
+        # continuous_update=False: recompute when the handle is released, not at every pixel.
+        self.average_slider = widgets.IntSlider(
+            value=average_window_ms, min=30, max=2000, step=30, description="averaging (ms)",
+            continuous_update=False, style=style, layout=box)
+        self.threshold_slider = widgets.FloatSlider(
+            value=detection_threshold, min=0.0, max=1.0, step=0.05, readout_format=".2f",
+            description="threshold", continuous_update=False, style=style, layout=box)
+        self.suppression_slider = widgets.IntSlider(
+            value=suppression_ms, min=0, max=3000, step=100, description="suppression (ms)",
+            continuous_update=False, style=style, layout=box)
+        self.minimum_count_slider = widgets.IntSlider(
+            value=minimum_count, min=1, max=20, step=1, description="minimum count",
+            continuous_update=False, style=style, layout=box)
+        duration_s = float(self.times_ms[-1]) / 1000 + 1 if len(self.times_ms) else 1.0
+        self.view_slider = widgets.FloatSlider(
+            value=0.0, min=0.0, max=max(duration_s - self.span_s, 0.0), step=1.0,
+            description="view from (s)", continuous_update=False, style=style, layout=box)
+        self.accuracy = widgets.Label()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        for control in (self.average_slider, self.threshold_slider, self.suppression_slider,
+                        self.minimum_count_slider):
+            control.observe(lambda _change: self.update(), names="value")
+        self.view_slider.observe(lambda _change: self.redraw(), names="value")
+        controls = widgets.HBox([
+            widgets.VBox([self.average_slider, self.threshold_slider]),
+            widgets.VBox([self.suppression_slider, self.minimum_count_slider])])
+        self.widget = _TunerBox([controls, self.view_slider, self.accuracy, self.image])
+        self.update()
+
+    def __repr__(self) -> str:
+        return TUNER_REPR
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def recognize(self) -> list[Any]:
+        """The detections for the sliders' settings (no redraw)."""
+        from kwlesson.streaming import recognize_scores
+
+        return recognize_scores(
+            self.times_ms, self.scores, self.labels,
+            average_window_duration_ms=self.average_slider.value,
+            detection_threshold=self.threshold_slider.value,
+            suppression_ms=self.suppression_slider.value,
+            minimum_count=self.minimum_count_slider.value)
+
+    def update(self) -> None:
+        """Re-run RecognizeCommands on the scores, recount, redraw."""
+        from kwlesson.streaming import calculate_accuracy_stats
+
+        self.detections = self.recognize()
+        self.stats = calculate_accuracy_stats(self.ground_truth, self.detections, None,
+                                              self.time_tolerance_ms)
+        self.accuracy.value = f"{len(self.detections)} detections · {self.stats.summary()}"
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraw the picture for the current detections and view."""
+        stream_figure(self.times_ms, self.scores, self.labels, self.ground_truth,
+                      self.detections, average_window_ms=self.average_slider.value,
+                      detection_threshold=self.threshold_slider.value,
+                      start_s=self.view_slider.value, span_s=self.span_s,
+                      time_tolerance_ms=self.time_tolerance_ms, fig=self._picture.figure)
+        self.image.value = self._picture.png()
+        self.renders += 1
+
+
+def streaming_tuner(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any,
+                    **options: Any) -> StreamingTuner:
+    """Sliders for averaging window, threshold, suppression and minimum count over a stream's
+    scores (from :func:`kwlesson.streaming.stream_scores`); see :class:`StreamingTuner`.
+    Introduced in notebook 08.
+
+    >>> times = np.arange(0, 3000, 30)
+    >>> tuner = streaming_tuner(times, np.tile([0.0, 1.0], (len(times), 1)),
+    ...                         ["_silence_", "yes"], [("yes", 0)])
+    >>> tuner.accuracy.value.split(" · ")[0]
+    '1 detections'
+    """
+    return StreamingTuner(times_ms, scores, labels, ground_truth, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 09: label a recording the student uploads
+
+#: The uploader's text form, the same on every run (nbval compares it).
+UPLOADER_REPR = "KeywordUploader(...)"
+
+
+class _UploaderBox(widgets.VBox):
+    """A VBox whose text form never changes (the default lists every child's state)."""
+
+    def __repr__(self) -> str:
+        return UPLOADER_REPR
+
+
+class KeywordUploader:
+    """An upload button that labels the wav (or flac) you give it with a trained model.
+
+    Any rate, width or channel count is read (resampled to the model's rate, mixed to mono).
+    A clip of 1 s or less is padded and scored once; a longer one is cut into 1 s windows every
+    100 ms, and the answer is the window the model is surest hears something other than
+    ``_silence_`` (silence only when every window is silence). A file that is not audio gives a
+    message naming it, not a traceback.
+
+    Controls: ``upload`` (an ``ipywidgets.FileUpload``; :meth:`simulate_upload` feeds it bytes
+    from code, as the browser would). Results: ``result`` (a Label with the answer), ``label``,
+    ``score``, ``time_ms`` (start of the chosen window), ``scores`` (label -> probability in that
+    window), ``audio`` (the samples read), ``error``.
+
+    ``model``: what :func:`kwlesson.training.train` or ``load_trained`` returns (anything with
+    ``model``, ``labels`` and ``settings``), or a :class:`kwlesson.streaming.StreamModel`.
+
+    Introduced in notebook 09.
+
+    >>> up = upload_and_label(kw.quick_model())  # doctest: +SKIP
+    >>> up.simulate_upload("yes.wav", open("yes.wav", "rb").read())  # doctest: +SKIP
+    >>> up.label  # doctest: +SKIP
+    'yes'
+    """
+
+    def __init__(self, model: Any, *, stride_ms: float = 100) -> None:
+        from kwlesson.streaming import StreamModel, keras_stream_model
+
+        if isinstance(model, StreamModel):
+            self.stream_model = model
+        elif all(hasattr(model, name) for name in ("model", "labels", "settings")):
+            self.stream_model = keras_stream_model(model.model, model.labels, model.settings)
+        else:
+            raise TypeError("model must be a trained model (with .model, .labels and .settings, "
+                            f"as train() returns) or a StreamModel, not {type(model).__name__}")
+        self.stride_ms = float(stride_ms)
+        self.labels = list(self.stream_model.labels)
+        self.label: str | None = None
+        self.score: float | None = None
+        self.time_ms: int | None = None
+        self.scores: dict[str, float] = {}
+        self.audio: np.ndarray | None = None
+        self.error: str | None = None
+        self.name: str | None = None
+        self.upload = widgets.FileUpload(accept=".wav,.flac,audio/*", multiple=False,
+                                         description="Upload a wav")
+        self.result = widgets.Label("upload a recording of one word (a wav, about 1 s)")
+        self.upload.observe(self._on_upload, names="value")
+        self.widget = _UploaderBox([self.upload, self.result])
+
+    def __repr__(self) -> str:
+        return UPLOADER_REPR
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def simulate_upload(self, name: str, data: bytes) -> None:
+        """Put ``data`` in the upload button as if a file called ``name`` had been chosen."""
+        import datetime as dt
+
+        entry = {"name": name, "type": "audio/wav", "size": len(data),
+                 "content": memoryview(bytes(data)),
+                 "last_modified": dt.datetime.now(dt.UTC)}
+        self.upload.value = (entry,)
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:  # our own clearing below
+            return
+        entry = files[0]
+        self.label_bytes(entry["name"], bytes(entry["content"]))
+        # Forget the bytes once labelled: the file need not travel back and forth (or be saved
+        # in the notebook).
+        self.upload.value = ()
+
+    def label_bytes(self, name: str, data: bytes) -> str | None:
+        """Label the audio in ``data`` (the bytes of a file called ``name``); returns the label,
+        or None when the file could not be read (``error`` and ``result`` then say why)."""
+        import os
+        import tempfile
+
+        from kwlesson.audio import AudioError, read_wav
+        from kwlesson.streaming import stream_scores
+
+        self.name = name
+        self.label = self.score = self.time_ms = self.audio = self.error = None
+        self.scores = {}
+        suffix = Path(name).suffix.lower() or ".wav"
+        fd, tmp = tempfile.mkstemp(suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            audio = read_wav(tmp, sample_rate=self.stream_model.sample_rate)
+        except AudioError as err:
+            # The message names the temporary copy: name the file the student chose instead.
+            self.error = str(err).replace(tmp, name)
+            self.result.value = f"{name}: could not read it as audio ({self.error})"
+            return None
+        finally:
+            os.unlink(tmp)
+        if audio.size == 0:
+            self.error = f"{name}: the recording is empty"
+            self.result.value = self.error
+            return None
+        self.audio = audio
+        times, scores = stream_scores(audio, self.stream_model,
+                                      sample_rate=self.stream_model.sample_rate,
+                                      clip_stride_ms=self.stride_ms)
+        top = scores.argmax(axis=1)
+        silence = self.labels.index("_silence_") if "_silence_" in self.labels else -1
+        heard = np.flatnonzero(top != silence)
+        pool = heard if len(heard) else np.arange(len(top))
+        best = int(pool[np.argmax(scores[pool, top[pool]])])
+        self.label = self.labels[int(top[best])]
+        self.score = float(scores[best, top[best]])
+        self.time_ms = int(times[best])
+        self.scores = {lab: float(s) for lab, s in zip(self.labels, scores[best])}
+        where = f" in the window at {self.time_ms / 1000:.1f} s" if len(times) > 1 else ""
+        self.result.value = (f"{name}: {self.label} (probability {self.score:.2f}{where}, "
+                             f"{audio.size / self.stream_model.sample_rate:.1f} s of audio)")
+        return self.label
+
+
+def upload_and_label(model: Any, **options: Any) -> KeywordUploader:
+    """An upload button that labels the recording you give it with ``model``; see
+    :class:`KeywordUploader`. Introduced in notebook 09.
+
+    >>> up = upload_and_label(result)  # doctest: +SKIP
+    >>> up  # doctest: +SKIP
+    KeywordUploader(...)
+    """
+    return KeywordUploader(model, **options)
