@@ -7,6 +7,9 @@ LiteRT latency of one 1 s clip on this CPU (median of ``--runs`` invocations, on
 after a warm-up). Prints a Markdown table plus the machine and its load; it does not write
 RESULTS.md (paste the output there).
 
+``low_latency_svdf`` cannot go int8 (``export.INT8_UNSUPPORTED``): trained, it is frozen float
+only and its int8 columns come from untrained weights (sizes and speed only).
+
 Without ``--steps`` the weights are untrained (sizes and speed do not depend on them) and the
 calibration clips are random noise. With ``--steps N`` each architecture is first trained for N
 steps on ``--data_dir`` and frozen with :func:`kwlesson.export.freeze`, and the table adds
@@ -107,11 +110,17 @@ def trained_files(arch: str, args: argparse.Namespace, work: Path) -> tuple[dict
             verbosity="warn", seed=1)
         ckpt = train(cfg).checkpoint_path
     out = work / f"{arch}_export"
-    export.freeze(ckpt, out, stream=io.StringIO())
+    int8 = arch not in export.INT8_UNSUPPORTED
+    export.freeze(ckpt, out, quantize=int8, stream=io.StringIO())
     report = export.verify(out)
     files = {kind: (out / name).read_bytes() for kind, name in (
         ("float", export.FLOAT_TFLITE), ("int8", export.INT8_TFLITE),
-        ("micro", export.MICRO_TFLITE))}
+        ("micro", export.MICRO_TFLITE)) if (out / name).is_file()}
+    if not int8:  # freeze refuses int8 here; sizes and speed do not depend on the weights
+        card = export.load_model_card(out)
+        untrained = untrained_files(arch, FeatureSettings.from_dict(card["feature_settings"]),
+                                    len(card["labels"]))
+        files.update(int8=untrained["int8"], micro=untrained["micro"])
     return files, report
 
 
@@ -179,8 +188,8 @@ def main() -> None:
         if report is not None:
             acc = report["accuracy"]
             failed = [name for name, ok in report["checks"].items() if ok is False]
-            line += " " + " / ".join(f"{100 * acc[k]:.1f}" for k in (
-                "keras", "float", "int8", "micro")) + (
+            line += " " + " / ".join(f"{100 * acc[k]:.1f}" if k in acc else "int8 refused"
+                                     for k in ("keras", "float", "int8", "micro")) + (
                 f" (failed: {', '.join(failed)})" if failed else "") + " |"
         print(line, flush=True)
 
