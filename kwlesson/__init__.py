@@ -12,4 +12,17 @@ from kwlesson.config import data_home, pick, quick_mode, set_seed, setup, shared
 
 __version__ = "0.1.0"
 
-__all__ = ["data_home", "pick", "quick_mode", "set_seed", "setup", "shared_datasets_dir", "__version__"]
+
+def quick_model(**overrides):
+    """The course's cached quick model (trained once on the offline dataset, then loaded).
+
+    A thin wrapper so ``kw.quick_model()`` works without loading TensorFlow at import time;
+    see :func:`kwlesson.training.quick_model`.
+    """
+    from kwlesson.training import quick_model as _quick_model
+
+    return _quick_model(**overrides)
+
+
+__all__ = ["data_home", "pick", "quick_mode", "quick_model", "set_seed", "setup",
+           "shared_datasets_dir", "__version__"]

@@ -1129,14 +1129,25 @@ def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
         fields["data_dir"] = str(synth.offline_dataset(progress=verbosity != "warn"))
     key = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     folder = data_home() / "quick_models" / key
+    folder.mkdir(parents=True, exist_ok=True)
     done = folder / "done.json"
-    if done.exists():
-        return load_trained(json.loads(done.read_text())["checkpoint"])
-    config = TrainConfig(**{**fields, "train_dir": str(folder / "train"),
-                            "summaries_dir": str(folder / "logs"), "verbosity": verbosity})
-    result = train(config)
-    if result.stopped:
-        raise RuntimeError("training of the quick model was stopped; call quick_model() again")
-    _atomic_write_text(done, json.dumps({"checkpoint": result.checkpoint_path,
-                                         "test_accuracy": result.test_accuracy}))
-    return load_trained(result.checkpoint_path)
+    # Two notebooks (or two students on a shared home) may ask at once: one trains, the
+    # other waits for it instead of writing the same checkpoints.
+    with open(folder / ".lock", "w") as lock:
+        try:
+            import fcntl  # not on Windows: there, two runs at once are the user's to avoid
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        if not done.exists():
+            config = TrainConfig(**{**fields, "train_dir": str(folder / "train"),
+                                    "summaries_dir": str(folder / "logs"),
+                                    "verbosity": verbosity})
+            result = train(config)
+            if result.stopped:
+                raise RuntimeError("training of the quick model was stopped; "
+                                   "call quick_model() again")
+            _atomic_write_text(done, json.dumps({"checkpoint": result.checkpoint_path,
+                                                 "test_accuracy": result.test_accuracy}))
+    return load_trained(json.loads(done.read_text())["checkpoint"])
