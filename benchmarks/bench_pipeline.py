@@ -99,14 +99,17 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(5):  # warm up: tracing, thread pools, prefetch buffer
         next(it)
     t_first = time.perf_counter() - t0
-    rates = []
+    rates, cpu_ms = [], []
     for _ in range(args.rounds):  # several rounds: the machine is shared, take the spread
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(args.batches):
             x, y = next(it)
         x.numpy()
         rates.append(args.batches * args.batch_size / (time.perf_counter() - t0))
+        # CPU time of all threads per batch: steadier than wall time on a shared machine.
+        cpu_ms.append(1000 * (time.process_time() - c0) / args.batches)
     rates.sort()
+    cpu_ms.sort()
 
     print(f"data:        {source}: {data_dir}")
     print(f"             {len(sc.index['training'])} training entries, "
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{rates[0]:.0f} clips/s ({args.preprocess} {tuple(x.shape[1:])}, batch "
           f"{args.batch_size}, time shift 100 ms + background mix 80%, "
           f"{args.rounds} rounds of {args.batches} batches)")
+    print(f"CPU time     median {cpu_ms[len(cpu_ms) // 2]:.1f} ms per batch (all threads; an "
+          f"idle {os.cpu_count()}-core machine could at best make "
+          f"{1000 * (os.cpu_count() or 1) / cpu_ms[len(cpu_ms) // 2]:.0f} batches/s)")
     if tmp is not None:
         tmp.cleanup()
 
