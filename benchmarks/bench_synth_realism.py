@@ -9,10 +9,10 @@ are mixed into training clips too (they contain no speech); otherwise only the g
 The ablation switches off one ingredient of the synthetic speakers at a time (leave-one-out),
 plus 'none' (one plain voice) and 'all', and reports what each ingredient is worth.
 
-Run (a few minutes per configuration on 2 cores):
-    python benchmarks/bench_synth_realism.py                      # all ingredients, one run
-    python benchmarks/bench_synth_realism.py --ablation           # the whole table
+Run (a few minutes per configuration on 2 cores; results in benchmarks/RESULTS_synth.md):
+    python benchmarks/bench_synth_realism.py                      # default dataset: ~58%
     python benchmarks/bench_synth_realism.py --official-noise     # also mix the real noises
+    python benchmarks/bench_synth_realism.py --ablation --speakers 60 --epochs 16   # the table
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def make_epoch(rng: np.random.Generator, clips: dict[str, np.ndarray], noises: l
     return x[order], y[order]
 
 
-def build_model(num_labels: int):
+def build_model(num_labels: int, size: str = "small"):
     import keras
     import tensorflow as tf
 
@@ -142,9 +142,14 @@ def build_model(num_labels: int):
     x = Normalise()(x)
     x = SpecAugment()(x)
     x = keras.layers.Reshape((*settings.shape, 1))(x)
-    # Five 3x3 conv layers, pooling early: ~33M multiply-adds per clip, so a training run
-    # takes a minute or two on 2 cores.
-    for filters, pool in ((32, True), (48, True), (64, False), (64, True), (96, False)):
+    # small: five 3x3 conv layers, pooling early: ~33M multiply-adds per clip, so a training
+    # run takes a minute or two on 2 cores. wide: six conv layers (32-96 filters, two per
+    # resolution), ~125M multiply-adds, ~4x slower.
+    if size == "wide":
+        blocks = ((32, False), (32, True), (64, False), (64, True), (96, False), (96, True))
+    else:
+        blocks = ((32, True), (48, True), (64, False), (64, True), (96, False))
+    for filters, pool in blocks:
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         x = keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
@@ -157,7 +162,7 @@ def build_model(num_labels: int):
 
 
 def train_and_score(data_dir: Path, test: tuple[np.ndarray, np.ndarray], epochs: int,
-                    official_noise: Path | None, seed: int) -> dict:
+                    official_noise: Path | None, seed: int, size: str = "small") -> dict:
     import keras
     import tensorflow as tf
 
@@ -168,7 +173,7 @@ def train_and_score(data_dir: Path, test: tuple[np.ndarray, np.ndarray], epochs:
         noises += load_noises(official_noise)
     per_class = len(clips[synth.KEYWORDS[0]])
     rng = np.random.default_rng(seed)
-    model = build_model(len(LABELS))
+    model = build_model(len(LABELS), size)
     steps = epochs * int(np.ceil((12 * per_class) / 64))
     schedule = keras.optimizers.schedules.CosineDecay(3e-3, steps, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
@@ -214,8 +219,10 @@ def configurations(ablation: bool) -> list[tuple[str, list[str]]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speakers", type=int, default=synth.DEFAULT_SPEAKERS)
-    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", choices=("small", "wide"), default="small",
+                        help="wide: a larger CNN, ~4x slower")
     parser.add_argument("--ablation", action="store_true", help="leave-one-out table")
     parser.add_argument("--official-noise", action="store_true",
                         help="also mix the six official background noises into training")
@@ -245,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                                             seed=args.seed, progress=False,
                                             ingredients=ingredients)
             gen_secs = time.perf_counter() - t0
-            result = train_and_score(data, test, args.epochs, official, args.seed)
+            result = train_and_score(data, test, args.epochs, official, args.seed, args.model)
         result.update(name=name, gen_secs=gen_secs, load=load_before, speakers=args.speakers,
                       epochs=args.epochs, official_noise=bool(official))
         kw = np.mean([result["per_label"][w] for w in synth.KEYWORDS])
@@ -269,7 +276,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Command: `python benchmarks/bench_synth_realism.py {' '.join(sys.argv[1:])}`",
         f"Data: {rows[0]['speakers']} synthetic speakers x 35 words (seed {args.seed}); "
         f"test: {len(test[0])} real clips of the v0.02 test set (12 labels, chance 8.3%). "
-        f"Model: log-mel CNN (5 conv, ~0.1M weights), per-clip mean normalisation, SpecAugment, "
+        f"Model: {args.model} log-mel CNN "
+        f"({'6 conv, ~0.2M weights' if args.model == 'wide' else '5 conv, ~0.1M weights'}), "
+        f"per-clip mean normalisation, SpecAugment, "
         f"{args.epochs} epochs. Training background noise: generated"
         + (" + the six official recordings." if args.official_noise else " only (no real audio)."),
         "",
