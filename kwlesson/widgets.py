@@ -973,9 +973,10 @@ class KeywordUploader:
 
     Any rate, width or channel count is read (resampled to the model's rate, mixed to mono).
     A clip of 1 s or less is padded and scored once; a longer one is cut into 1 s windows every
-    100 ms, and the answer is the window the model is surest hears something other than
-    ``_silence_`` (silence only when every window is silence). A file that is not audio gives a
-    message naming it, not a traceback.
+    100 ms and each window gets its top label. The answer is a keyword if some window's top label
+    is one (the window where it is surest), else ``_unknown_`` if some window hears an unknown
+    word, else ``_silence_``: a wake word said anywhere in the recording counts. A file that is
+    not audio gives a message naming it, not a traceback.
 
     Controls: ``upload`` (an ``ipywidgets.FileUpload``; :meth:`simulate_upload` feeds it bytes
     from code, as the browser would). Results: ``result`` (a Label with the answer), ``label``,
@@ -1077,9 +1078,10 @@ class KeywordUploader:
                                       sample_rate=self.stream_model.sample_rate,
                                       clip_stride_ms=self.stride_ms)
         top = scores.argmax(axis=1)
-        silence = self.labels.index("_silence_") if "_silence_" in self.labels else -1
-        heard = np.flatnonzero(top != silence)
-        pool = heard if len(heard) else np.arange(len(top))
+        top_labels = np.array([self.labels[k] for k in top])
+        keyword = np.flatnonzero(~np.isin(top_labels, ["_silence_", "_unknown_"]))
+        unknown = np.flatnonzero(top_labels == "_unknown_")
+        pool = keyword if len(keyword) else unknown if len(unknown) else np.arange(len(top))
         best = int(pool[np.argmax(scores[pool, top[pool]])])
         self.label = self.labels[int(top[best])]
         self.score = float(scores[best, top[best]])
