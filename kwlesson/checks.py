@@ -211,6 +211,16 @@ def check_07_quantize(quantize_fn: Callable[..., object]) -> None:
 
 
 
+def _attempt(exercise: str, fn: Callable[..., object], *args: object) -> object:
+    """Call a student's function; a placeholder left in place becomes a clear hint."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise AssertionError(
+            f"Exercise {exercise}: replace `raise NotImplementedError()` in the cell above with "
+            "your code, run that cell, then run this check again.") from None
+
+
 def check_03_learning_rate(rate_fn: Callable[[int, str, str], float]) -> None:
     """Notebook 03, exercise 1: the learning rate a training step uses, from the seed's flags.
 
@@ -233,7 +243,7 @@ def check_03_learning_rate(rate_fn: Callable[[int, str, str], float]) -> None:
              (20, "10,10,10", "0.3,0.2,0.1", 0.2), (21, "10,10,10", "0.3,0.2,0.1", 0.1),
              (99, "10,10,10", "0.3,0.2,0.1", 0.1)]
     for step, steps, rates, want in cases:
-        got = rate_fn(step, steps, rates)
+        got = _attempt("03.1", rate_fn, step, steps, rates)
         if isinstance(got, (int, float)) and abs(float(got) - want) <= 1e-12 * want:
             continue
         ends = []
@@ -281,7 +291,7 @@ def check_04_precision_recall(precision_recall_fn: Callable[..., tuple]) -> None
         d = np.diag(m).astype(float)
         with np.errstate(invalid="ignore", divide="ignore"):
             want_p, want_r = d / m.sum(axis=0), d / m.sum(axis=1)
-        got = precision_recall_fn(m.copy())
+        got = _attempt("04.1", precision_recall_fn, m.copy())
         assert isinstance(got, tuple) and len(got) == 2, (
             f"{name}: return a pair (precision, recall), not {type(got).__name__}")
         p, r = (np.asarray(x, float) for x in got)
@@ -359,6 +369,40 @@ def check_08_average(average_fn: Callable[..., object]) -> None:
                              f"average_window_ms={window}: your average {np.round(got, 3)} "
                              f"differs from {np.round(want, 3)}. Hint: {hint}.")
     _passed("08.1", f"your averages match RecognizeCommands in {len(cases)} situations")
+
+
+def check_05_quota(quota_fn: Callable[[int, float], int]) -> None:
+    """Notebook 05, exercise 1: how many silence (or unknown) clips a split gets.
+
+    ``quota_fn(n, percentage)`` takes the number of wanted-word clips in a split and a
+    percentage, and returns how many clips of the extra class the split gets, as
+    :class:`kwlesson.data.SpeechCommands` (and the seed) count them.
+
+    >>> import math
+    >>> check_05_quota(lambda n, percentage: math.ceil(n * percentage / 100))
+    Exercise 05.1 passed: your quotas match the data set's for 8 cases
+    """
+    import math
+
+    import numpy as np
+
+    # (wanted-word clips, percentage, quota): the offline set's splits, and fractional cases.
+    cases = [(760, 10, 76), (150, 10, 15), (90, 10, 9), (760, 30, 228), (760, 0, 0),
+             (760, 7, 54), (150, 25, 38), (91, 10, 10)]
+    for n, percentage, want in cases:
+        got = _attempt("05.1", quota_fn, n, percentage)
+        if got == want and isinstance(got, (int, np.integer)):
+            continue
+        if isinstance(got, (int, float, np.number)) and got == want:
+            hint = "return a whole number of clips (an int), not a float"
+        elif isinstance(got, (int, float, np.number)) and got == math.floor(n * percentage / 100):
+            hint = "round up, not down: a part of a clip still counts as a clip (math.ceil)"
+        else:
+            hint = ("the percentage is of the wanted-word clips in the split, not of all "
+                    "clips: n * percentage / 100, rounded up")
+        raise AssertionError(f"{n} wanted-word clips at {percentage}%: you said {got!r}, the "
+                             f"data set uses {want}. Hint: {hint}.")
+    _passed("05.1", f"your quotas match the data set's for {len(cases)} cases")
 
 
 # ---------------------------------------------------------------------------- student copies

@@ -1102,3 +1102,278 @@ def upload_and_label(model: Any, **options: Any) -> KeywordUploader:
     KeywordUploader(...)
     """
     return KeywordUploader(model, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebook 05: what if the unknown / silence shares or the background noise were different?
+
+#: The what-if panel's text form, the same on every run (nbval compares it).
+WHAT_IF_REPR = "WhatIf(...)"
+#: The columns of :attr:`WhatIf.results` after the run number and the four settings.
+WHAT_IF_METRICS = ("accuracy", "words", "unknown", "silence", "noisy")
+
+
+class _WhatIfBox(widgets.VBox):
+    """A VBox whose text form never changes (the default lists every child's state)."""
+
+    def __repr__(self) -> str:
+        return WHAT_IF_REPR
+
+
+class _RunProgress(TrainingObserver):
+    """Moves the panel's progress bar every few steps (one widget message per move)."""
+
+    def __init__(self, bar: Any, every: int = 5) -> None:
+        self.bar, self.every = bar, max(int(every), 1)
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        if step % self.every == 0 or step == metrics.get("total_steps"):
+            self.bar.value = min(step, self.bar.max)
+
+
+class WhatIf:
+    """Sliders for the unknown and silence percentages and the background noise, a **Retrain**
+    button, and a table and chart that gain one row per run.
+
+    Each press trains a small model (``architecture``, ``steps`` steps) on ``data_dir`` with the
+    sliders' settings, then measures it on one fixed yardstick, the same for every run: the
+    validation split as the seed's defaults build it (10% silence, 10% unknown), so that runs
+    compare fairly. A row of :attr:`results` holds ``run``, ``unknown_percentage``,
+    ``silence_percentage``, ``background_volume``, ``background_frequency`` and, as fractions in
+    [0, 1]: ``accuracy`` (all validation clips), ``words`` (clips of the wanted words that were
+    named right), ``unknown`` and ``silence`` (recall of those two labels), ``noisy`` (accuracy
+    on the same clips with background noise at volume ``noisy_volume`` mixed into every one),
+    and ``seconds`` (time the run took).
+
+    Controls, to use by hand or from code: ``unknown_slider``, ``silence_slider`` (percent),
+    ``volume_slider``, ``frequency_slider`` (0 to 1), ``retrain_button``; results:
+    ``results`` (list of dicts), ``status`` (label), ``table`` (HTML), ``image`` (PNG chart of
+    every run), ``last`` (the latest :class:`~kwlesson.evaluation.Evaluation`). Runs are
+    repeatable: the same settings give the same row. Training takes a few seconds per run and
+    holds the kernel meanwhile (the button is greyed out).
+
+    Introduced in notebook 05.
+
+    >>> wi = WhatIf("speech_commands_v0.02", steps=100)  # doctest: +SKIP
+    >>> wi.unknown_slider.value = 30  # doctest: +SKIP
+    >>> wi.retrain_button.click()  # doctest: +SKIP
+    >>> wi.results[-1]["unknown_percentage"]  # doctest: +SKIP
+    30
+    """
+
+    def __init__(self, data_dir: str | Path, *, architecture: str = "tiny_conv",
+                 wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
+                 steps: int = 120, learning_rate: float = 0.01, batch_size: int = 50,
+                 optimizer: str = "adam", unknown_percentage: int = 10,
+                 silence_percentage: int = 10, background_volume: float = 0.1,
+                 background_frequency: float = 0.8, noisy_volume: float = 0.3,
+                 unknown_dirs: tuple[str | Path, ...] = (), work_dir: str | Path | None = None,
+                 seed: int = 59185, dpi: float = 72) -> None:
+        import tempfile
+
+        from kwlesson.data import SpeechCommands
+
+        self.data_dir = Path(data_dir)
+        self.unknown_dirs = tuple(unknown_dirs)
+        self.work_dir = Path(work_dir) if work_dir is not None else Path(
+            tempfile.mkdtemp(prefix="kwlesson_what_if_"))
+        self.base = TrainConfig(
+            data_dir=str(self.data_dir), wanted_words=wanted_words,
+            model_architecture=architecture, how_many_training_steps=str(int(steps)), learning_rate=str(learning_rate),
+            batch_size=int(batch_size), optimizer=optimizer, eval_step_interval=int(steps),
+            save_step_interval=int(steps), verbosity="warn", seed=seed, max_to_keep=1)
+        self.base.validate()
+        self.noisy_volume = float(noisy_volume)
+        # The yardstick: built once, with the seed's default shares, whatever the sliders say.
+        self._yardstick = SpeechCommands(self.data_dir, wanted_words=self.base.words(),
+                                         unknown_dirs=self.unknown_dirs, seed=seed,
+                                         progress=False)
+        self.labels = list(self._yardstick.labels)
+        self.results: list[dict[str, Any]] = []
+        self.last: Any = None
+        self._picture = _Picture((7.5, 2.8), dpi)
+
+        def slider(kind: Any, description: str, value: float, low: float, high: float,
+                   step: float, **extra: Any) -> Any:
+            return kind(value=value, min=low, max=high, step=step, description=description,
+                        continuous_update=False, style={"description_width": "150px"},
+                        layout=widgets.Layout(width="440px"), **extra)
+
+        self.unknown_slider = slider(widgets.IntSlider, "unknown %", unknown_percentage,
+                                     0, 100, 5)
+        self.silence_slider = slider(widgets.IntSlider, "silence %", silence_percentage,
+                                     0, 100, 5)
+        self.volume_slider = slider(widgets.FloatSlider, "background volume",
+                                    background_volume, 0.0, 1.0, 0.05, readout_format=".2f")
+        self.frequency_slider = slider(widgets.FloatSlider, "background frequency",
+                                       background_frequency, 0.0, 1.0, 0.1,
+                                       readout_format=".1f")
+        self.retrain_button = widgets.Button(description="Retrain", button_style="primary",
+                                             icon="refresh", tooltip="Train a small model with "
+                                             "these settings and add a row to the table")
+        self.retrain_button.on_click(lambda _button: self._on_click())
+        self.progress = widgets.IntProgress(value=0, min=0, max=int(steps),
+                                            layout=widgets.Layout(width="200px"))
+        self.status = widgets.Label("Move the sliders, then press Retrain.")
+        self.table = widgets.HTML(self.table_html())
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%",
+                                                                       display="none"))
+        self.widget = _WhatIfBox([
+            self.unknown_slider, self.silence_slider, self.volume_slider, self.frequency_slider,
+            widgets.HBox([self.retrain_button, self.progress, self.status],
+                         layout=widgets.Layout(align_items="center")),
+            self.table, self.image])
+
+    def __repr__(self) -> str:
+        return WHAT_IF_REPR
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def config(self) -> TrainConfig:
+        """The training settings the sliders describe now (a fresh train_dir per run)."""
+        import dataclasses
+
+        run = len(self.results) + 1
+        return dataclasses.replace(
+            self.base, unknown_percentage=float(self.unknown_slider.value),
+            silence_percentage=float(self.silence_slider.value),
+            background_volume=round(float(self.volume_slider.value), 4),
+            background_frequency=round(float(self.frequency_slider.value), 4),
+            train_dir=str(self.work_dir / f"run{run}"),
+            summaries_dir=str(self.work_dir / f"run{run}_logs"))
+
+    def _on_click(self) -> None:
+        # A click handler's exception would only reach the kernel's log: show it instead.
+        try:
+            self.retrain()
+        except Exception as err:  # noqa: BLE001  # shown to the student, who can act on it
+            self.status.value = f"Retrain failed: {err}"
+
+    def retrain(self) -> dict[str, Any]:
+        """Train with the sliders' settings, measure, add a row and redraw; returns the row."""
+        from kwlesson.data import SpeechCommands
+        from kwlesson.evaluation import evaluate_model
+
+        config = self.config()
+        run = len(self.results) + 1
+        self.retrain_button.disabled = True
+        self.progress.value = 0
+        self.status.value = (f"run {run}: training {config.total_steps()} steps with "
+                             f"{self._describe(config)} …")
+        t0 = time.monotonic()
+        try:
+            # Decoded anew (under a second): a decode cache per slider setting would pile up.
+            data = SpeechCommands(self.data_dir, wanted_words=config.words(),
+                                  silence_percentage=config.silence_percentage,
+                                  unknown_percentage=config.unknown_percentage,
+                                  unknown_dirs=self.unknown_dirs, seed=config.seed, cache=False,
+                                  progress=False)
+            result = train(config, _RunProgress(self.progress), data=data)
+            settings = result.settings
+            clean = self._yardstick.dataset("validation", settings, batch_size=100,
+                                            shuffle=False, augment=False, repeat=False)
+            # Every clip gets noise, at a fixed volume drawn the same way on every run.
+            noisy = self._yardstick.dataset(
+                "validation", settings, batch_size=100, shuffle=False, augment=True,
+                repeat=False, time_shift_ms=0.0, background_frequency=1.0,
+                background_volume=self.noisy_volume, seed=1)
+            ev = evaluate_model(result.model, clean, result.labels)
+            noisy_ev = evaluate_model(result.model, noisy, result.labels)
+        finally:
+            self.retrain_button.disabled = False
+        m = ev.confusion
+        words = slice(2, None)  # after _silence_ and _unknown_
+        row = {"run": run, "unknown_percentage": int(self.unknown_slider.value),
+               "silence_percentage": int(self.silence_slider.value),
+               "background_volume": config.background_volume,
+               "background_frequency": config.background_frequency,
+               "accuracy": ev.accuracy,
+               "words": float(np.trace(m[words, words]) / max(m[words].sum(), 1)),
+               "unknown": ev.recall.get(self.labels[1]) or 0.0,
+               "silence": ev.recall.get(self.labels[0]) or 0.0,
+               "noisy": noisy_ev.accuracy,
+               "seconds": time.monotonic() - t0}
+        self.results.append(row)
+        self.last = ev
+        self.table.value = self.table_html()
+        self.image.value = self._draw()
+        self.image.layout.display = None
+        self.status.value = (f"run {run} done: accuracy {100 * row['accuracy']:.0f}% "
+                             f"({row['seconds']:.0f} s)")
+        return row
+
+    @staticmethod
+    def _describe(config: TrainConfig) -> str:
+        return (f"unknown {config.unknown_percentage:g}%, silence {config.silence_percentage:g}%"
+                f", background volume {config.background_volume:g} in "
+                f"{100 * config.background_frequency:g}% of clips")
+
+    def table_text(self) -> str:
+        """The results as plain text, one line per run (for a terminal or a print)."""
+        head = (f"{'run':>3} {'unknown%':>8} {'silence%':>8} {'volume':>6} {'freq':>4} "
+                + " ".join(f"{name:>8}" for name in WHAT_IF_METRICS))
+        lines = [head]
+        for r in self.results:
+            lines.append(f"{r['run']:>3} {r['unknown_percentage']:>8} "
+                         f"{r['silence_percentage']:>8} {r['background_volume']:>6.2f} "
+                         f"{r['background_frequency']:>4.1f} "
+                         + " ".join(f"{100 * r[name]:>7.0f}%" for name in WHAT_IF_METRICS))
+        return "\n".join(lines)
+
+    def table_html(self) -> str:
+        """The results as an HTML table (what the panel shows)."""
+        if not self.results:
+            return "<i>No runs yet.</i>"
+        heads = ["run", "unknown %", "silence %", "volume", "frequency", "accuracy",
+                 "words", "unknown", "silence", f"noisy ({self.noisy_volume:g})"]
+        cells = "".join(f"<th style='padding:0 8px'>{h}</th>" for h in heads)
+        rows = [f"<tr>{cells}</tr>"]
+        for r in self.results:
+            values = [r["run"], r["unknown_percentage"], r["silence_percentage"],
+                      f"{r['background_volume']:.2f}", f"{r['background_frequency']:.1f}"]
+            values += [f"{100 * r[name]:.0f}%" for name in WHAT_IF_METRICS]
+            rows.append("<tr>" + "".join(f"<td style='text-align:right;padding:0 8px'>{v}</td>"
+                                         for v in values) + "</tr>")
+        return "<table>" + "".join(rows) + "</table>"
+
+    def figure(self, fig: Figure | None = None) -> Figure:
+        """The chart of every run (grouped bars, one group per run); end with plt.show()."""
+        if fig is None:
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(7.5, 2.8))
+        fig.clear()
+        ax = fig.add_subplot()
+        shown = self.results[-8:]  # the latest eight runs keep the bars readable
+        width = 0.8 / len(WHAT_IF_METRICS)
+        for k, name in enumerate(WHAT_IF_METRICS):
+            x = np.arange(len(shown)) + (k - (len(WHAT_IF_METRICS) - 1) / 2) * width
+            ax.bar(x, [100 * r[name] for r in shown], width, label=name)
+        ax.set_xticks(range(len(shown)), [f"run {r['run']}" for r in shown])
+        ax.set(ylim=(0, 100), ylabel="%", title="every run on the same validation clips")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=len(WHAT_IF_METRICS), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.12), frameon=False)
+        fig.tight_layout()
+        return fig
+
+    def _draw(self) -> bytes:
+        self.figure(self._picture.figure)
+        return self._picture.png()
+
+
+def what_if(data_dir: str | Path, **options: Any) -> WhatIf:
+    """A what-if panel: sliders for unknown %, silence %, background volume and frequency, and
+    a Retrain button that trains a small model in seconds and adds a row to a results table.
+    See :class:`WhatIf` for the options and attributes. Introduced in notebook 05.
+
+    >>> wi = what_if(offline_dataset(), steps=120)  # doctest: +SKIP
+    >>> wi.silence_slider.value = 0  # doctest: +SKIP
+    >>> wi.retrain_button.click()  # doctest: +SKIP
+    >>> print(wi.table_text())  # doctest: +SKIP
+    """
+    return WhatIf(data_dir, **options)
+
+
+__all__ += ["WhatIf", "what_if"]

@@ -1,0 +1,133 @@
+"""Notebook 05's what-if panel, driven from code: move the sliders, press Retrain, and a new
+row with those settings appears in the results, the table and the chart. Also the exercise
+checker of notebook 05.
+
+The runs train tiny_conv for a few steps on generated tones (a few seconds each)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kwlesson.audio import write_wav
+from kwlesson.checks import check_05_quota
+from kwlesson.widgets import WHAT_IF_METRICS, WHAT_IF_REPR, WhatIf, what_if
+
+PNG = b"\x89PNG\r\n\x1a\n"
+WORDS = ("yes", "no")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Two tone 'words', two 'other words' (unknown) and a noise clip; 40 clips per word."""
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for k, word in enumerate(WORDS + ("cat", "dog")):
+        (root / word).mkdir()
+        for i in range(40):
+            f = 400.0 * (k + 1) * (1 + 0.03 * rng.standard_normal())
+            x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
+            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_0.wav", x.astype(np.float32))
+    (root / "_background_noise_").mkdir()
+    write_wav(root / "_background_noise_" / "white_noise.wav",
+              (0.3 * rng.standard_normal(48000)).clip(-1, 1).astype(np.float32))
+    return root
+
+
+@pytest.fixture(scope="module")
+def panel(corpus, tmp_path_factory):
+    return what_if(corpus, wanted_words=",".join(WORDS), steps=8, batch_size=16,
+                   work_dir=tmp_path_factory.mktemp("runs"))
+
+
+def test_the_panel_starts_at_the_seeds_defaults_with_no_runs(panel):
+    assert isinstance(panel, WhatIf) and repr(panel) == WHAT_IF_REPR
+    assert repr(panel.widget) == WHAT_IF_REPR  # the text nbval compares
+    assert (panel.unknown_slider.value, panel.silence_slider.value) == (10, 10)
+    assert (panel.volume_slider.value, panel.frequency_slider.value) == (0.1, 0.8)
+    assert panel.results == [] and "No runs yet" in panel.table.value
+    assert panel.table_text().splitlines() == [panel.table_text()]  # a header, no rows
+
+
+def test_sliders_then_retrain_add_a_row_with_those_settings(panel):
+    panel.unknown_slider.value = 30
+    panel.silence_slider.value = 0
+    panel.volume_slider.value = 0.5
+    panel.frequency_slider.value = 1.0
+    config = panel.config()
+    assert (config.unknown_percentage, config.silence_percentage) == (30, 0)
+    assert (config.background_volume, config.background_frequency) == (0.5, 1.0)
+
+    before = len(panel.results)
+    panel.retrain_button.click()
+    assert len(panel.results) == before + 1, panel.status.value
+    row = panel.results[-1]
+    assert row["run"] == before + 1
+    assert (row["unknown_percentage"], row["silence_percentage"]) == (30, 0)
+    assert (row["background_volume"], row["background_frequency"]) == (0.5, 1.0)
+    for name in WHAT_IF_METRICS:
+        assert 0.0 <= row[name] <= 1.0, name
+    # No silence in training: the model never learns to answer silence.
+    assert row["silence"] == 0.0
+    assert panel.status.value.startswith(f"run {row['run']} done: accuracy ")
+    assert not panel.retrain_button.disabled
+    assert panel.progress.value == panel.progress.max == 8
+    assert bytes(panel.image.value).startswith(PNG) and panel.image.layout.display is None
+    assert panel.table.value.count("<tr>") == len(panel.results) + 1  # header + one per run
+    last_line = panel.table_text().splitlines()[-1].split()
+    assert last_line[:5] == [str(row["run"]), "30", "0", "0.50", "1.0"]
+
+
+def test_the_yardstick_is_the_same_for_every_run(panel):
+    # Whatever the sliders say, every run is measured on the same clips.
+    panel.unknown_slider.value = 0
+    panel.silence_slider.value = 50
+    panel.retrain_button.click()
+    panel.unknown_slider.value = 10
+    panel.silence_slider.value = 10
+    panel.retrain_button.click()
+    assert len(panel.results) >= 2
+    assert panel.results[-2]["unknown"] == 0.0  # never trained on unknown: never answers it
+    n = panel.last.confusion.sum()
+    assert n == len(panel._yardstick.index["validation"]) > 0
+    assert [r["run"] for r in panel.results] == list(range(1, len(panel.results) + 1))
+    assert len(panel.figure().axes[0].get_xticklabels()) == len(panel.results)
+
+
+def test_the_same_settings_give_the_same_row(corpus, tmp_path):
+    rows = []
+    for k in range(2):
+        wi = WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16,
+                    work_dir=tmp_path / f"w{k}")
+        wi.retrain_button.click()
+        rows.append({name: wi.results[-1][name] for name in WHAT_IF_METRICS})
+    assert rows[0] == rows[1]
+
+
+def test_a_failed_run_is_shown_not_lost(panel, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("no clips for wanted word 'zebra'")
+
+    monkeypatch.setattr("kwlesson.widgets.train", broken)
+    before = len(panel.results)
+    panel.retrain_button.click()
+    assert len(panel.results) == before
+    assert panel.status.value == "Retrain failed: no clips for wanted word 'zebra'"
+    assert not panel.retrain_button.disabled  # the student can press again
+
+
+def test_the_quota_checker(capsys):
+    import math
+
+    check_05_quota(lambda n, percentage: math.ceil(n * percentage / 100))
+    assert capsys.readouterr().out == (
+        "Exercise 05.1 passed: your quotas match the data set's for 8 cases\n")
+    with pytest.raises(AssertionError, match="round up"):
+        check_05_quota(lambda n, percentage: int(n * percentage / 100))
+
+    def placeholder(n, percentage):  # the student copy's cell, left as it is
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match=r"replace `raise NotImplementedError\(\)`"):
+        check_05_quota(placeholder)
