@@ -121,6 +121,44 @@ class SVDF(keras.layers.Layer):
         return {**super().get_config(), "num_units": self.num_units, "rank": self.rank}
 
 
+@keras.saving.register_keras_serializable(package="kwlesson")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """``BatchNormalization`` that trains with TensorFlow's fused kernel; otherwise the same.
+
+    Keras 3 normalises with separate moment, subtract, scale and shift operations, each a pass
+    over the activations; on a CPU that made batch norm most of ``ds_cnn``'s training step.
+    TensorFlow's fused kernel does the same arithmetic in about a quarter of the time. The
+    weights, the moving averages (updated as Keras does, from the biased batch variance) and
+    inference are exactly ``BatchNormalization``'s, so checkpoints, export (batch norm folded
+    into the convolution) and MAC counts are unchanged. Any case the fused kernel does not cover
+    (another backend, a mask, renorm, not 4-D channels-last float32) uses the Keras code.
+
+    >>> layer = FusedBatchNormalization()
+    >>> tuple(layer(keras.ops.ones((2, 3, 4, 5)), training=True).shape)
+    (2, 3, 4, 5)
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        fused = (training and self.trainable and mask is None and not self.renorm
+                 and self.center and self.scale and keras.backend.backend() == "tensorflow"
+                 and len(inputs.shape) == 4 and self.axis in (-1, 3)
+                 and inputs.dtype == "float32" and self.compute_dtype == "float32")
+        if not fused:
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, self.gamma, self.beta, epsilon=self.epsilon, is_training=True)
+        # The kernel returns the unbiased variance; Keras averages the biased one.
+        n = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+        variance = variance * (n - 1.0) / n
+        self.moving_mean.assign(self.moving_mean * self.momentum
+                                + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum
+                                    + variance * (1.0 - self.momentum))
+        return y
+
+
 # --- The reference's six architectures ------------------------------------------------------
 
 
@@ -226,17 +264,17 @@ def _ds_cnn(inputs, label_count: int, dropout: float | None, *, filters: int = 6
     x = _image(inputs)
     x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", kernel_regularizer=reg,
                       name="conv")(x)
-    x = layers.BatchNormalization(name="conv_bn")(x)
+    x = FusedBatchNormalization(name="conv_bn")(x)
     x = layers.ReLU(name="conv_relu")(x)
     x = _dropout(x, first_rate, "conv_dropout")
     for i in range(1, blocks + 1):
         x = layers.DepthwiseConv2D((3, 3), padding="same", depthwise_regularizer=reg,
                                    name=f"dw{i}")(x)
-        x = layers.BatchNormalization(name=f"dw{i}_bn")(x)
+        x = FusedBatchNormalization(name=f"dw{i}_bn")(x)
         x = layers.ReLU(name=f"dw{i}_relu")(x)
         x = layers.Conv2D(filters, (1, 1), padding="same", kernel_regularizer=reg,
                           name=f"pw{i}")(x)
-        x = layers.BatchNormalization(name=f"pw{i}_bn")(x)
+        x = FusedBatchNormalization(name=f"pw{i}_bn")(x)
         x = layers.ReLU(name=f"pw{i}_relu")(x)
     x = _dropout(x, last_rate, "final_dropout")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)

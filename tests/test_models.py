@@ -235,3 +235,32 @@ def test_summary_table_and_docs_agree():
             f"docs/models.md is stale for {shape}: regenerate it with "
             "kwlesson.models.model_summary_markdown()"
         )
+
+
+def test_fused_batch_norm_trains_and_infers_like_keras_batch_norm():
+    import tensorflow as tf
+
+    from kwlesson.models import FusedBatchNormalization
+
+    x = tf.constant(np.random.default_rng(3).normal(1.0, 3.0, (8, 7, 5, 6)), tf.float32)
+    plain, fused = keras.layers.BatchNormalization(momentum=0.9), FusedBatchNormalization(
+        momentum=0.9)
+    for layer in (plain, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 6))
+        layer.beta.assign(np.linspace(-2.0, 2.0, 6))
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y**3)
+        return [y, *tape.gradient(loss, [x, layer.gamma, layer.beta])]
+
+    for a, b in zip(run(plain), run(fused)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-3)
+    for a, b in zip(plain.non_trainable_weights, fused.non_trainable_weights):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(fused.moving_variance.numpy(), 1.0)  # the update happened
+    np.testing.assert_allclose(fused(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert isinstance(create_model("ds_cnn").get_layer("dw1_bn"), FusedBatchNormalization)
