@@ -93,8 +93,8 @@ class TrainConfig:
     """Everything the seed's ``train.py`` takes as a flag, with the seed's names and defaults.
 
     Each field's ``metadata["help"]`` (and ``metadata["choices"]`` where there are any) is the
-    flag's help text, so the command line is generated from this class. ``seed``,
-    ``distribute``, ``max_to_keep`` and ``progress_seconds`` are new.
+    flag's help text, so the command line is generated from this class. ``background_dir``,
+    ``seed``, ``distribute``, ``max_to_keep`` and ``progress_seconds`` are new.
 
     >>> cfg = TrainConfig(model_architecture="tiny_conv", how_many_training_steps="300,100")
     >>> cfg.schedule()
@@ -103,6 +103,9 @@ class TrainConfig:
 
     data_dir: str = _opt("/tmp/speech_dataset/", "Where the Speech Commands clips are: one folder "
                          "per word, optionally _background_noise_/.")
+    background_dir: str = _opt("", "Folder of background noise clips to mix into training "
+                               "(e.g. the official _background_noise_ folder kept outside "
+                               "data_dir); empty: data_dir/_background_noise_.")
     wanted_words: str = _opt("yes,no,up,down,left,right,on,off,stop,go",
                              "Words to use (others are added to the unknown class), "
                              "comma-separated.")
@@ -766,7 +769,8 @@ def load_data(config: TrainConfig) -> Any:
         unknown_percentage=config.unknown_percentage,
         validation_percentage=config.validation_percentage,
         testing_percentage=config.testing_percentage, seed=config.seed,
-        sample_rate=config.sample_rate, clip_duration_ms=config.clip_duration_ms)
+        sample_rate=config.sample_rate, clip_duration_ms=config.clip_duration_ms,
+        background_dir=config.background_dir or None)
 
 
 def _training_batches(data: Any, config: TrainConfig, settings: FeatureSettings,
