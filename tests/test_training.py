@@ -32,6 +32,7 @@ from kwlesson.training import (  # noqa: E402
     confusion_image,
     format_confusion,
     latest_checkpoint,
+    load_data,
     load_trained,
     make_optimizer,
     parse_schedule,
@@ -490,3 +491,18 @@ def test_distribute_strategies_on_two_logical_cpus(corpus, tmp_path, strategy, r
     assert out["step"] == 12 and out["ckpt"].endswith("tiny_conv.ckpt-12")
     assert out["test"] > 0.5
     assert load_trained(out["ckpt"]).step == 12  # a distributed checkpoint loads on one device
+
+
+def test_background_dir_mixes_noise_from_outside_data_dir(corpus, tmp_path):
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    write_wav(noise_dir / "hum.wav", (0.2 * np.sin(np.arange(2 * 16000) / 7)).astype(np.float32))
+    words_only = tmp_path / "words"
+    words_only.mkdir()
+    for word in WORDS + OTHERS:  # the corpus without its _background_noise_ folder
+        (words_only / word).symlink_to(corpus / word, target_is_directory=True)
+    cfg = config_for(words_only, tmp_path, background_dir=str(noise_dir))
+    data = load_data(cfg)
+    assert data.background_paths == [str(noise_dir / "hum.wav")]
+    assert load_data(config_for(corpus, tmp_path)).background_paths == [
+        str(corpus / "_background_noise_" / "white_noise.wav")]
