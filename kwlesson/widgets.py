@@ -1148,9 +1148,10 @@ class WhatIf:
     Controls, to use by hand or from code: ``unknown_slider``, ``silence_slider`` (percent),
     ``volume_slider``, ``frequency_slider`` (0 to 1), ``retrain_button``; results:
     ``results`` (list of dicts), ``status`` (label), ``table`` (HTML), ``image`` (PNG chart of
-    every run), ``last`` (the latest :class:`~kwlesson.evaluation.Evaluation`). Runs are
-    repeatable: the same settings give the same row. Training takes a few seconds per run and
-    holds the kernel meanwhile (the button is greyed out).
+    every run), ``last`` (the latest :class:`~kwlesson.evaluation.Evaluation`). Every run
+    starts from the same seed, so rows differ by their settings, not by chance (with
+    deterministic TensorFlow ops the same settings give the same row). Training takes a few
+    seconds per run and holds the kernel meanwhile (the button is greyed out).
 
     Introduced in notebook 05.
 
