@@ -1,7 +1,9 @@
 """Test defaults for the whole project, notebooks included (nbval runs them from here too).
 
-Keeps TensorFlow's start-up noise out of stored outputs and keeps every cache of a test run
-inside a throw-away folder, so tests never depend on (or spoil) a student's ~/.cache/kwlesson.
+Keeps TensorFlow's start-up noise out of stored outputs, runs in quick mode on the CPU with
+deterministic kernels. Unit tests write into pytest's tmp_path; the notebooks (nbval) use the
+ordinary cache (KWLESSON_HOME, default ~/.cache/kwlesson) as a student's run would, so the
+offline dataset and the quick model are built once and reused.
 """
 
 import os

@@ -282,7 +282,9 @@ def _decode_all(
             try:
                 with np.load(cache_file, allow_pickle=False) as z:
                     failed = json.loads(str(z["failed"]))
-                    return z["audio"], z["lengths"], failed
+                    result = z["audio"], z["lengths"], failed
+                os.utime(cache_file)  # recently used: the last to be pruned
+                return result
             except Exception:  # a damaged cache is rebuilt, never trusted
                 pass
     audio = np.zeros((len(paths), samples), np.int16)
@@ -310,7 +312,45 @@ def _decode_all(
             os.replace(tmp, cache_file)
         except OSError:  # a read-only home just means no cache
             Path(tmp).unlink(missing_ok=True)
+        prune_decoded_cache(cache_file.parent, keep=cache_file)
     return audio, lengths, failed
+
+
+#: Most disk the decoded-audio cache may use, in MB (env KWLESSON_DECODED_CACHE_MB).
+DECODED_CACHE_MB = 1024
+
+
+def prune_decoded_cache(folder: Path, keep: Path | None = None,
+                        limit_mb: float | None = None) -> list[Path]:
+    """Delete the least recently used decoded-audio caches until the folder fits the limit.
+
+    Every distinct clip list (other words, other percentages) gets its own cache file, so
+    without a limit a term of experiments would fill the disk. ``keep`` is never deleted.
+
+    >>> prune_decoded_cache(data_home() / "decoded")  # doctest: +SKIP
+    []
+    """
+    if limit_mb is None:
+        limit_mb = float(os.environ.get("KWLESSON_DECODED_CACHE_MB", DECODED_CACHE_MB))
+    files = []
+    for f in Path(folder).glob("clips-*.npz"):
+        try:
+            st = f.stat()
+        except OSError:  # removed by another process meanwhile
+            continue
+        files.append((st.st_mtime, st.st_size, f))
+    files.sort()  # oldest first
+    total = sum(size for _, size, _ in files)
+    removed = []
+    for _, size, f in files:
+        if total <= limit_mb * 1e6:
+            break
+        if keep is not None and f == keep:
+            continue
+        f.unlink(missing_ok=True)
+        total -= size
+        removed.append(f)
+    return removed
 
 
 # --------------------------------------------------------------------------------------------

@@ -440,3 +440,22 @@ def test_start_batch_resumes_the_same_stream(sc):
     for (x1, y1), (x2, y2) in zip(full[k:k + 3], resumed):
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
         np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+
+
+def test_decoded_cache_keeps_to_its_limit(tmp_path):
+    """Old decoded-audio caches are pruned (least recently used first), the newest is kept."""
+    import os
+
+    from kwlesson.data import prune_decoded_cache
+
+    files = []
+    for i in range(5):
+        f = tmp_path / f"clips-{i:020d}.npz"
+        f.write_bytes(b"x" * 400_000)
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+        files.append(f)
+    removed = prune_decoded_cache(tmp_path, keep=files[0], limit_mb=1.0)
+    # 2.0 MB down to <= 1.0 MB: the oldest files go first, but never the one in use.
+    assert files[0].exists()
+    assert removed == files[1:4]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [files[0].name, files[4].name]
