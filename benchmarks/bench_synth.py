@@ -3,7 +3,7 @@
 Run:  python benchmarks/bench_synth.py [--speakers 100 50 200] [--workers 2]
 
 Prints, for each size, words x speakers, clips, seconds, clips per second and MB on disk, and
-appends a markdown section to benchmarks/RESULTS_synth.md.
+appends a markdown section to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speakers", type=int, nargs="+", default=[synth.DEFAULT_SPEAKERS])
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS_synth.md")
+    parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args(argv)
 
     rows = []
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(section)
     if not args.no_write:
-        with open(Path(__file__).with_name("RESULTS_synth.md"), "a") as fh:
+        with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
             fh.write(section + "\n")
 
 

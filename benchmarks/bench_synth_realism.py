@@ -9,7 +9,7 @@ are mixed into training clips too (they contain no speech); otherwise only the g
 The ablation switches off one ingredient of the synthetic speakers at a time (leave-one-out),
 plus 'none' (one plain voice) and 'all', and reports what each ingredient is worth.
 
-Run (a few minutes per configuration on 2 cores; results in benchmarks/RESULTS_synth.md):
+Run (a few minutes per configuration on 2 cores; results in benchmarks/RESULTS.md):
     python benchmarks/bench_synth_realism.py                      # default dataset: ~58%
     python benchmarks/bench_synth_realism.py --official-noise     # also mix the real noises
     python benchmarks/bench_synth_realism.py --ablation --speakers 60 --epochs 16   # the table
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--official-noise", action="store_true",
                         help="also mix the six official background noises into training")
     parser.add_argument("--only", nargs="*", help="run only configurations with these names")
-    parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS_synth.md")
+    parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
     parser.add_argument("--log", type=Path, help="append one JSON line per configuration here")
     args = parser.parse_args(argv)
 
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        with open(Path(__file__).with_name("RESULTS_synth.md"), "a") as fh:
+        with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
             fh.write(section + "\n")
 
 
