@@ -785,7 +785,12 @@ class SpeechCommands:
             return x, label
 
         ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.deterministic = True
+        # tf.data's default lets each map call use one thread; the compiled front end splits
+        # its FFTs over the cores, which on a 2-core laptop nearly doubles the batches/s.
+        options.threading.max_intra_op_parallelism = os.cpu_count() or 1
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
     def steps_per_epoch(self, split: str, batch_size: int = 100) -> int:
         """Batches in one pass over a split (the last one may be short).
