@@ -18,7 +18,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from kwlesson import streaming as S  # noqa: E402
-from kwlesson.audio import read_wav, write_wav  # noqa: E402
+from kwlesson.audio import read_wav  # noqa: E402
 from kwlesson.config import shared_datasets_dir  # noqa: E402
 from kwlesson.streaming import (  # noqa: E402
     Detection,
@@ -27,8 +27,7 @@ from kwlesson.streaming import (  # noqa: E402
     read_ground_truth,
 )
 
-WORDS = ("yes", "no", "up")
-OTHERS = ("cat", "dog")  # folders that become _unknown_
+from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 LABELS = ["_silence_", "_unknown_", *WORDS]
 
 
@@ -239,23 +238,7 @@ def test_read_ground_truth(tmp_path):
 # ------------------------------------------------------------------ a tone corpus
 
 def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
-    """One folder per word: a tone whose pitch names the word, at a random time in the second."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(WORDS + OTHERS):
-        (root / word).mkdir(parents=True)
-        for i in range(per_word):
-            f = 300.0 * (k + 1) * (1 + 0.03 * rng.standard_normal())
-            on = int(rng.integers(3000, 5000))
-            off = on + int(rng.integers(5000, 7000))
-            env = np.zeros(16000)
-            env[on:off] = np.hanning(off - on)
-            x = 0.4 * env * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(16000)
-            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_{i % 2}.wav", x.astype(np.float32))
-    (root / "_background_noise_").mkdir()
-    noise = (0.3 * rng.standard_normal(4 * 16000)).clip(-1, 1).astype(np.float32)
-    write_wav(root / "_background_noise_" / "white_noise.wav", noise)
-    return root
+    return make_tone_corpus(root, per_word, seed)
 
 
 @pytest.fixture(scope="module")

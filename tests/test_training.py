@@ -40,29 +40,12 @@ from kwlesson.training import (  # noqa: E402
     train,
 )
 
-WORDS = ("yes", "no", "up")
-OTHERS = ("cat", "dog")  # folders that become _unknown_
+from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 
 
 def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
-    """One folder per word: a gliding tone whose pitch names the word, at a random time."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(WORDS + OTHERS):
-        (root / word).mkdir(parents=True)
-        for i in range(per_word):
-            f = 300.0 * (k + 1) * (1 + 0.05 * rng.standard_normal())
-            on = int(rng.integers(1000, 5000))
-            off = on + int(rng.integers(6000, 9000))
-            env = np.zeros(16000)
-            env[on:off] = np.hanning(off - on)
-            x = 0.4 * env * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(16000)
-            # Speaker-style names so the reference's hash split applies.
-            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_{i % 2}.wav", x.astype(np.float32))
-    (root / "_background_noise_").mkdir()
-    noise = (0.3 * rng.standard_normal(3 * 16000)).clip(-1, 1).astype(np.float32)
-    write_wav(root / "_background_noise_" / "white_noise.wav", noise)
-    return root
+    return make_tone_corpus(root, per_word, seed, jitter=0.05, onset=(1000, 5000),
+                            length=(6000, 9000), noise_seconds=3)
 
 
 @pytest.fixture(scope="module")
