@@ -176,3 +176,26 @@ def test_ingredients_switch_off() -> None:
     no_room = synth.synthetic_speakers(3, ingredients=set(synth.INGREDIENTS) - {"room"})
     assert [p.voice for p in no_room] == [p.voice for p in full]  # other choices unchanged
     assert all(p.rt60 == 0 for p in no_room)
+
+
+def test_hash_split_keeps_each_synthetic_speaker_in_one_split(tmp_path: Path) -> None:
+    """Speaker ids are the hash key, so a speaker's words never straddle two splits."""
+    from kwlesson.data import SpeechCommands, speaker_of
+
+    out = synth.synthesize_dataset(tmp_path / "split", words=["yes", "no", "cat"], speakers=24,
+                                   seed=1, progress=False)
+    sc = SpeechCommands(out, wanted_words=["yes", "no"], validation_percentage=25,
+                        testing_percentage=25, cache=False, progress=False)
+    speakers = {split: {speaker_of(c.path) for c in sc.index[split] if c.path}
+                for split in ("training", "validation", "testing")}
+    assert all(speakers.values()), f"a split got no speakers: {speakers}"
+    # The check means something only if a speaker says several words (one id, many clips).
+    words_of = {}
+    for split in speakers:
+        for c in sc.index[split]:
+            if c.path:
+                words_of.setdefault(speaker_of(c.path), set()).add(Path(c.path).parent.name)
+    assert min(len(w) for w in words_of.values()) >= 2, "speaker ids are not shared across words"
+    assert not speakers["training"] & speakers["validation"]
+    assert not speakers["training"] & speakers["testing"]
+    assert not speakers["validation"] & speakers["testing"]
