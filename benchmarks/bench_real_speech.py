@@ -76,6 +76,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "conv_short": {"model_architecture": "conv", "how_many_training_steps": "150,50",
                    "learning_rate": "0.002,0.0004", "optimizer": "adam",
                    "eval_step_interval": 100},
+    "conv_long": {"model_architecture": "conv", "how_many_training_steps": "600,200",
+                  "learning_rate": "0.002,0.0004", "optimizer": "adam",
+                  "background_volume": 0.3, "eval_step_interval": 200},
     "ds_cnn_medium": {"model_architecture": "ds_cnn", "how_many_training_steps": "700,300",
                       "learning_rate": "0.005,0.001", "optimizer": "adam",
                       "eval_step_interval": 200},
@@ -86,10 +89,10 @@ RECIPES: dict[str, dict[str, Any]] = {
                      "learning_rate": "0.01,0.002", "optimizer": "adam",
                      "eval_step_interval": 100},
 }
-#: The best recipe found so far (see benchmarks/RESULTS_training.md).
+#: The best recipe found so far (see benchmarks/RESULTS.md).
 RECIPES["best"] = RECIPES["ds_cnn_noisy"]
-STANDARD = ("tiny_quick", "tiny_pretrained", "tiny_long", "conv_short", "ds_cnn_short",
-            "ds_cnn_noisy")
+STANDARD = ("tiny_quick", "tiny_pretrained", "tiny_long", "conv_short", "conv_long",
+            "ds_cnn_short", "ds_cnn_noisy")
 
 
 def shared_paths() -> tuple[Path, Path] | None:
