@@ -1378,3 +1378,12 @@ def what_if(data_dir: str | Path, **options: Any) -> WhatIf:
 
 
 __all__ += ["WhatIf", "what_if"]
+
+
+# --------------------------------------------------------------------------------------------
+# Notebooks 08 and 09: the microphone (recorder and live view), kept in kwlesson.microphone
+
+from kwlesson.microphone import (LiveResult, Microphone, live_view, microphone_problem,  # noqa: E402
+                                 recorder)
+
+__all__ += ["LiveResult", "Microphone", "live_view", "microphone_problem", "recorder"]
