@@ -145,6 +145,32 @@ class History:
                                      total_steps=total_steps, fig=fig)
 
 
+def _errors_area() -> widgets.Output:
+    """Where a widget shows the traceback of one of its own callbacks; hidden until then."""
+    return widgets.Output(layout=widgets.Layout(display="none"))
+
+
+def _showing_errors(area: widgets.Output, callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback``, except that an exception in it is shown in ``area``, under the widget.
+
+    A slider's callback runs when the browser sends a message, not in a cell, so JupyterLab
+    puts its traceback in the log console, where nobody looks: the picture just stops
+    following the slider. Outside a kernel the exception propagates as usual.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except Exception:
+            area.clear_output()
+            area.layout.display = None
+            with area:  # in a kernel: shows the traceback in the area and swallows it
+                raise
+            return None
+
+    return run
+
+
 class _Picture:
     """An off-screen figure with its own Agg canvas, drawn to PNG bytes.
 
@@ -559,8 +585,9 @@ class SpectrogramExplorer:
     the window and the stride), and the features with time to the right and bins upwards.
     Controls, to move by hand or from code: ``window_slider`` and ``stride_slider`` (ms),
     ``bins_slider``, ``preprocess_buttons``; results: ``shape_label`` (text), ``image`` (PNG
-    bytes in ``image.value``), ``settings``, ``features`` and ``renders`` (redraw count).
-    Display the explorer (or ``explorer.widget``) in a cell.
+    bytes in ``image.value``), ``settings``, ``features`` and ``renders`` (redraw count);
+    ``errors`` shows the traceback if a redraw fails. Display the explorer (or
+    ``explorer.widget``) in a cell.
 
     Introduced in notebook 01.
 
@@ -601,12 +628,14 @@ class SpectrogramExplorer:
                                                         value=preprocess, description="features")
         self.shape_label = widgets.Label()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.errors = _errors_area()
         for control in (self.window_slider, self.stride_slider, self.bins_slider,
                         self.preprocess_buttons):
-            control.observe(lambda _change: self.redraw(), names="value")
+            control.observe(_showing_errors(self.errors, lambda _change: self.redraw()),
+                            names="value")
         self.widget = _ExplorerBox([self.preprocess_buttons, self.window_slider,
                                     self.stride_slider, self.bins_slider, self.shape_label,
-                                    self.image])
+                                    self.image, self.errors])
         self.redraw()
 
     def __repr__(self) -> str:
@@ -838,7 +867,8 @@ class StreamingTuner:
     Controls, to move by hand or from code: ``average_slider`` (ms), ``threshold_slider``,
     ``suppression_slider`` (ms), ``minimum_count_slider``, ``view_slider`` (the first second
     shown). Results: ``detections``, ``stats``, ``accuracy`` (its text), ``image`` (PNG bytes in
-    ``image.value``), ``renders``. Display the tuner (or ``tuner.widget``) in a cell.
+    ``image.value``), ``renders``; ``errors`` shows the traceback if an update fails. Display
+    the tuner (or ``tuner.widget``) in a cell.
 
     Introduced in notebook 08.
 
@@ -891,14 +921,18 @@ class StreamingTuner:
             description="view from (s)", continuous_update=False, style=style, layout=box)
         self.accuracy = widgets.Label()
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.errors = _errors_area()
         for control in (self.average_slider, self.threshold_slider, self.suppression_slider,
                         self.minimum_count_slider):
-            control.observe(lambda _change: self.update(), names="value")
-        self.view_slider.observe(lambda _change: self.redraw(), names="value")
+            control.observe(_showing_errors(self.errors, lambda _change: self.update()),
+                            names="value")
+        self.view_slider.observe(_showing_errors(self.errors, lambda _change: self.redraw()),
+                                 names="value")
         controls = widgets.HBox([
             widgets.VBox([self.average_slider, self.threshold_slider]),
             widgets.VBox([self.suppression_slider, self.minimum_count_slider])])
-        self.widget = _TunerBox([controls, self.view_slider, self.accuracy, self.image])
+        self.widget = _TunerBox([controls, self.view_slider, self.accuracy, self.image,
+                                 self.errors])
         self.update()
 
     def __repr__(self) -> str:
@@ -1016,8 +1050,9 @@ class KeywordUploader:
         self.upload = widgets.FileUpload(accept=".wav,.flac,audio/*", multiple=False,
                                          description="Upload a wav")
         self.result = widgets.Label("upload a recording of one word (a wav, about 1 s)")
-        self.upload.observe(self._on_upload, names="value")
-        self.widget = _UploaderBox([self.upload, self.result])
+        self.errors = _errors_area()
+        self.upload.observe(_showing_errors(self.errors, self._on_upload), names="value")
+        self.widget = _UploaderBox([self.upload, self.result, self.errors])
 
     def __repr__(self) -> str:
         return UPLOADER_REPR
