@@ -283,20 +283,25 @@ class TrainingDashboard(TrainingObserver):
     # The widget
 
     def _build(self) -> None:
+        # In a narrow notebook the bar gives way first: the status line and the button's
+        # word ("Stopped") stay readable instead of being cut short with an ellipsis.
         self.progress = widgets.IntProgress(value=0, min=0, max=max(self.total_steps or 1, 1),
                                             description="Training", bar_style="info",
-                                            layout=widgets.Layout(width="40%"))
-        self.status = widgets.Label("waiting for the first step")
+                                            layout=widgets.Layout(width="40%",
+                                                                  min_width="180px",
+                                                                  flex="0 1 auto"))
+        self.status = widgets.Label("waiting for the first step",
+                                    layout=widgets.Layout(flex="0 0 auto"))
         self.stop_button = widgets.Button(description="Stop", button_style="danger",
                                           icon="stop", tooltip=STOP_TOOLTIP,
-                                          layout=widgets.Layout(width="auto"))
+                                          layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.stop_button.on_click(lambda _button: self.stop())
         self.curves_image = widgets.Image(format="png", layout=widgets.Layout(
             max_width="100%", display="none"))
         self.confusion_image = widgets.Image(format="png", layout=widgets.Layout(
             max_width="100%", display="none"))
         row = widgets.HBox([self.progress, self.status, self.stop_button],
-                           layout=widgets.Layout(align_items="center"))
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
         self.widget = _DashboardBox([row, self.curves_image, self.confusion_image])
 
     def __repr__(self) -> str:
