@@ -283,8 +283,8 @@ class TrainingDashboard(TrainingObserver):
     # The widget
 
     def _build(self) -> None:
-        # In a narrow notebook the bar gives way first: the status line and the button's
-        # word ("Stopped") stay readable instead of being cut short with an ellipsis.
+        # In a narrow notebook the row wraps (the button moves under the bar) instead of
+        # cutting the status line and the button's word ("Stopped") short with an ellipsis.
         self.progress = widgets.IntProgress(value=0, min=0, max=max(self.total_steps or 1, 1),
                                             description="Training", bar_style="info",
                                             layout=widgets.Layout(width="40%",
