@@ -394,20 +394,38 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(trained, tmp_path):
     assert export.main_freeze(str(ckpt), str(tmp_path / "out3"), quantize=False) == 2
 
 
-def test_low_latency_svdf_int8_is_a_clear_error(trained, tmp_path):
-    fake = tmp_path / "svdf"
-    fake.mkdir()
-    src = Path(trained.checkpoint_path)
-    for f in src.parent.glob(src.name + ".*"):
-        shutil.copy(f, fake / f.name.replace("tiny_conv", "low_latency_svdf"))
-    doc = json.loads((src.parent / "tiny_conv_config.json").read_text())
-    doc["model_architecture"] = doc["train_config"]["model_architecture"] = "low_latency_svdf"
-    (fake / "low_latency_svdf_config.json").write_text(json.dumps(doc))
-    ckpt = fake / src.name.replace("tiny_conv", "low_latency_svdf")
-    with pytest.raises(ValueError, match=r"low_latency_svdf cannot be quantised to int8: .*"
-                                         r"--no_quantize"):
-        export.freeze(ckpt, tmp_path / "out", stream=io.StringIO())
+def test_an_architecture_that_cannot_go_int8_is_a_clear_error(trained, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.setitem(export.INT8_UNSUPPORTED, "tiny_conv", "a reason given here")
+    with pytest.raises(ValueError, match=r"tiny_conv cannot be quantised to int8: a reason "
+                                         r"given here.*--no_quantize"):
+        export.freeze(trained.checkpoint_path, tmp_path / "out", stream=io.StringIO())
     assert not (tmp_path / "out").exists()
+
+
+def test_averaged_ranges_ignore_a_rare_outlier():
+    # A layer whose input is usually within +-1, but one calibration clip in 50 reaches 100.
+    settings = FeatureSettings(window_stride_ms=330.0, feature_bin_count=5)
+    model = create_model("single_fc", settings.shape, 3)
+    fn = export._features_fn(export.frozen_logits(model), settings)
+    rng = np.random.default_rng(0)
+    data = rng.uniform(-1, 1, (50, 1, *settings.shape)).astype(np.float32)
+    data[7, 0, 0, 0] = 100.0
+
+    def rep():
+        return ([x] for x in data)
+
+    def input_scale(calibration):
+        return export.TFLiteModel(export.convert(fn, "micro", rep, calibration)).input[
+            "quantization"][0]
+
+    # min/max: one step of the 256 spans (100 + 1) / 255; averaged: about 2 / 255.
+    assert input_scale("minmax") == pytest.approx(101 / 255, rel=0.02)
+    assert input_scale("average") == pytest.approx((np.mean(data.max(axis=(1, 2, 3))) - np.mean(
+        data.min(axis=(1, 2, 3)))) / 255, rel=0.02)
+    assert input_scale("average") < 0.02
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        export.convert(fn, "micro", rep, "percentile")
 
 
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
