@@ -227,9 +227,13 @@ class JupyterLab:
         env.update({"KWLESSON_MODE": "quick", "TF_CPP_MIN_LOG_LEVEL": "2",
                     "CUDA_VISIBLE_DEVICES": "", "TF_DETERMINISTIC_OPS": "1",
                     "PYTHONUNBUFFERED": "1"})
-        # The kernels must import this checkout's kwlesson whatever the venv says.
+        # The kernels must import this checkout's kwlesson whatever the venv says (or, with
+        # KWLESSON_LAB_PYTHONPATH, a patched copy: to break something on purpose and see a
+        # browser test fail without touching the checkout).
+        first = [p for p in os.environ.get("KWLESSON_LAB_PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(PROJECT_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+            [*first, str(PROJECT_ROOT)]
+            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env.pop("JUPYTER_PATH", None)
         env.update(self.extra_env)
         return env
@@ -552,7 +556,7 @@ class LabPage:
     """A Playwright page showing one notebook of a :class:`JupyterLab`.
 
     ``LabPage.open(page, lab, name)`` loads it and waits for an idle kernel. Then:
-    :meth:`run_all`, :meth:`wait_idle`, :meth:`errors`, :meth:`assert_no_errors`,
+    :meth:`run_all`, :meth:`wait_idle`, :meth:`wait_until`, :meth:`errors`, :meth:`assert_no_errors`,
     :meth:`cell_text`, :meth:`screenshot`, :meth:`command` (any JupyterLab command by id).
     """
 
@@ -673,12 +677,41 @@ class LabPage:
                     cell["index"])
         raise KeyError(f"{self.name}: no code cell contains {contains!r}")
 
+    def wait_until(self, what: str, predicate: Any, timeout: float = 60,
+                   poll: float = 0.25) -> Any:
+        """Wait until ``predicate()`` is truthy and return its value. Fails at once, with the
+        traceback, if a cell shows an error meanwhile (e.g. the callback that should have
+        made it true raised), and on timeout lists whatever went wrong in the page."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            shown = self._cell_errors()
+            if shown:
+                raise NotebookErrors(f"{self.name}: while waiting for {what}, an error "
+                                     "appeared in the page\n\n" + "\n\n".join(shown))
+            self.page.wait_for_timeout(poll * 1000)
+        found = self.errors()
+        raise NotebookErrors(f"{self.name}: timed out after {timeout:.0f} s waiting for {what}"
+                             + ("; errors in the page:\n\n" + "\n\n".join(found) if found
+                                else "; no error shown in the page or its log console"))
+
     # --- errors ------------------------------------------------------------------------------
 
     def errors(self) -> list[str]:
         """Everything that went wrong since the last run_all: cells with a traceback, stderr or
         a widget that failed to show, and tracebacks in the kernels' own log (e.g. a widget
         callback), each as one readable block."""
+        found = self._cell_errors()
+        for block in self.log_console_errors():
+            found.append("JupyterLab's log console (e.g. a widget callback; not shown in any "
+                         "cell):\n" + block)
+        for block in self.lab.kernel_errors(self._log_mark):
+            found.append("kernel log (not shown in any cell):\n" + block)
+        return found
+
+    def _cell_errors(self) -> list[str]:
         found = []
         for cell in self.cells():
             problems = list(cell["errors"])
@@ -687,11 +720,6 @@ class LabPage:
                 head = cell["source"].strip().splitlines()[:1]
                 found.append(f"cell {cell['index']} {cell['prompt']} "
                              f"({head[0] if head else ''}):\n" + "\n".join(problems))
-        for block in self.log_console_errors():
-            found.append("JupyterLab's log console (e.g. a widget callback; not shown in any "
-                         "cell):\n" + block)
-        for block in self.lab.kernel_errors(self._log_mark):
-            found.append("kernel log (not shown in any cell):\n" + block)
         return found
 
     def log_console_errors(self) -> list[str]:
