@@ -503,7 +503,8 @@ def _data_for(config: Any, data_dir: str | os.PathLike | None = None) -> Any:
         validation_percentage=config.validation_percentage,
         testing_percentage=config.testing_percentage, seed=config.seed,
         sample_rate=config.sample_rate, clip_duration_ms=config.clip_duration_ms,
-        progress=False)
+        # The run's noise folder, so silence clips sound as they did in training.
+        background_dir=config.background_dir or None, progress=False)
 
 
 def calibration_audio(data: Any, settings: FeatureSettings,
@@ -966,6 +967,8 @@ def verify(
     ``passed`` is True when every check that ran passed. Accuracies: ``keras``, ``float``,
     ``int8``, ``micro`` (LiteRT defaults), ``micro_litert_builtin``, ``micro_tflm``. ``data_dir``: the data set (default:
     the run's); ``data``: a loaded :class:`kwlesson.data.SpeechCommands` instead.
+    ``split``: a split name, or several joined by ``+`` (``"validation+testing"``: every
+    held-out clip, when one split is too small for a 1-point check to mean much).
     ``max_clips``: a random subset of the split, for speed.
 
     >>> report = verify("/tmp/kws")  # doctest: +SKIP
@@ -990,7 +993,10 @@ def verify(
     if list(data.labels) != labels:
         raise ValueError(f"{data.data_dir}: its labels {list(data.labels)} differ from the "
                          f"model's {labels}")
-    audio, truth = data.arrays(split)
+    # "validation+testing": both held-out splits, for a verdict on more clips.
+    parts = [data.arrays(name.strip()) for name in split.split("+")]
+    audio = np.concatenate([a for a, _ in parts])
+    truth = np.concatenate([t for _, t in parts])
     if max_clips is not None and len(audio) > max_clips:
         pick = np.sort(np.random.default_rng(0).choice(len(audio), max_clips, replace=False))
         audio, truth = audio[pick], truth[pick]

@@ -226,6 +226,10 @@ def test_verify_keeps_the_promises(exported, corpus):
         assert report["checks"]["micro_runs_in_tflm"] is True
     assert report["passed"] is True
     assert re.search(r"check float_agrees_with_keras +ok", export.format_verification(report))
+    both = export.verify(exported, corpus, split="validation+testing", micro=False)
+    testing = export.verify(exported, corpus, split="testing", micro=False)
+    assert both["clips"] == report["clips"] + testing["clips"] and testing["clips"] > 0
+    assert both["split"] == "validation+testing"
 
 
 def test_verify_catches_a_float_model_that_is_not_the_checkpoint(exported, corpus, tmp_path,
