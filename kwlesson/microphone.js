@@ -60,7 +60,7 @@ function colour(v) {
   // v in [0, 1] -> a dark-blue .. yellow ramp (viridis-like, cheap)
   const r = Math.round(255 * Math.min(1, Math.max(0, 1.6 * v - 0.5)));
   const g = Math.round(255 * Math.min(1, Math.max(0, 1.1 * v)));
-  const b = Math.round(255 * Math.min(1, Math.max(0, 0.6 - 0.6 * v + 0.3 * (1 - v))));
+  const b = Math.round(255 * Math.min(1, Math.max(0, 0.15 + 0.9 * v * (1 - v) * 2)));
   return [r, g, b];
 }
 
@@ -93,7 +93,7 @@ function render({ model, el }) {
   const heard = document.createElement("div");
   heard.className = "kwl-heard";
   const canvas = document.createElement("canvas");
-  canvas.width = 300;
+  canvas.width = 400; // frames: 4 s at 10 ms
   canvas.height = 80;
   const bars = document.createElement("div");
   root.append(bar, error, heard, canvas, bars, status);
@@ -209,31 +209,35 @@ function render({ model, el }) {
 
   // ---- what the kernel sends back --------------------------------------------------------
   const ctx2d = canvas.getContext("2d");
-  let mean = null, spread = null;
+  let history = []; // the frames on screen, oldest first (one Float32Array per frame)
   function drawFrames(frames, bins) {
     const n = frames.length / bins;
+    for (let k = 0; k < n; k++) history.push(frames.slice(k * bins, (k + 1) * bins));
+    const w = canvas.width;
+    if (history.length > w) history = history.slice(history.length - w);
     if (canvas.height !== bins * 2) canvas.height = bins * 2;
-    const w = canvas.width, h = canvas.height;
-    const shift = Math.min(n, w);
-    ctx2d.drawImage(canvas, -shift, 0);
-    if (!mean) { mean = new Float32Array(bins); spread = new Float32Array(bins).fill(1); }
-    const img = ctx2d.createImageData(shift, h);
-    for (let k = n - shift; k < n; k++) {
-      const col = k - (n - shift);
+    const h = canvas.height;
+    // Each feature bin scaled to its own range over what is on screen (MFCC bins differ by
+    // orders of magnitude); a flat bin (digital silence) stays dark instead of showing noise.
+    const lo = new Float32Array(bins).fill(Infinity), hi = new Float32Array(bins).fill(-Infinity);
+    for (const f of history) for (let b = 0; b < bins; b++) {
+      if (f[b] < lo[b]) lo[b] = f[b];
+      if (f[b] > hi[b]) hi[b] = f[b];
+    }
+    const img = ctx2d.createImageData(w, h);
+    const offset = w - history.length;
+    history.forEach((f, col) => {
       for (let b = 0; b < bins; b++) {
-        const v = frames[k * bins + b];
-        mean[b] += 0.01 * (v - mean[b]);
-        spread[b] += 0.01 * (Math.abs(v - mean[b]) - spread[b]);
-        const z = 0.5 + (v - mean[b]) / (4 * Math.max(spread[b], 1e-3));
-        const [r, g, bl] = colour(Math.min(1, Math.max(0, z)));
+        const range = hi[b] - lo[b];
+        const v = range > 1e-6 ? (f[b] - lo[b]) / range : 0;
+        const [r, g, bl] = colour(v);
         for (let y = 0; y < 2; y++) { // low bins at the bottom, two pixels per bin
-          const row = h - 1 - (2 * b + y);
-          const i = 4 * (row * shift + col);
+          const i = 4 * ((h - 1 - (2 * b + y)) * w + offset + col);
           img.data[i] = r; img.data[i + 1] = g; img.data[i + 2] = bl; img.data[i + 3] = 255;
         }
       }
-    }
-    ctx2d.putImageData(img, w - shift, 0);
+    });
+    ctx2d.putImageData(img, 0, 0);
   }
 
   model.on("msg:custom", (msg, buffers) => {

@@ -1,0 +1,236 @@
+"""The microphone widget in a real browser: JupyterLab in headless Chromium with a fake
+microphone that plays a wav (Chromium's --use-file-for-fake-audio-capture), the widget's
+Listen button clicked in the page, and the kernel asked what arrived.
+
+What it checks, in the kernel (a cell prints a JSON report the test reads from the page):
+
+- samples arrived through getUserMedia -> AudioWorklet -> binary comm buffers -> soxr: the
+  recording is 16 kHz and complete (its length in 16 kHz samples equals the span of the page
+  clock's capture timestamps, within 2%), and the file is in it: aligned by cross-correlation,
+  the recording correlates with it (> 0.95; a 0.1% rate error would shift the word's end by
+  64 samples and break that) at the file's own level (no gain control in the way);
+- the live view heard the word of a file made from the offline dataset ("yes" with silence
+  around it), and the page showed it.
+
+It also measures the end-to-end delay, audio in to label out, and prints it (no timing
+assert): for the first detection, from the moment the chunk holding the **end of the word**
+reached the page (the capture timestamp the browser sends with each chunk, interpolated to the
+word's last sample) to the moment the page **showed the word** (the widget stamps the time in
+the animation frame after it drew it). Both times are the page's clock
+(performance.timeOrigin + performance.now()). The kernel's share (from the same capture time to
+its decision, on the kernel's wall clock, same machine) is printed beside it.
+
+The same notebook is then opened in Notebook 7 (/notebooks/...), Listen clicked, and the word
+must appear there too.
+
+Run: ``python -m pytest tests/test_browser_microphone.py -s`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import nbformat
+import numpy as np
+import pytest
+
+from browser_harness import ARTIFACTS, Chromium, JupyterLab, LabPage, require_browser
+
+import kwlesson as kw
+from kwlesson.audio import read_wav, write_wav
+from kwlesson.data import which_set
+
+RATE = 16000
+FILE_S = 5.0  # the fake microphone plays the file once: 1 s silence, "yes", 3 s silence
+WORD_AT = RATE  # where the clip starts in the file
+
+REPORT = r'''
+import json
+import numpy as np
+from kwlesson.audio import read_wav
+
+def report(view, path="fake_mic.wav", word_json="fake_mic.json"):
+    """What arrived, aligned with the file the fake microphone plays (printed as one JSON line)."""
+    meta = json.load(open(word_json))
+    ref = read_wav(path)                      # the file, 16 kHz
+    got = view.audio                          # what the kernel recorded, 16 kHz
+    out = {"rate": view.rate, "samples": len(got), "chunks": view.chunks,
+           "seconds": view.seconds, "how": view.how, "error": view.error,
+           "dropped": view.dropped_chunks}
+    times = list(view._chunk_times)
+    if times:
+        out["capture_span_s"] = (times[-1][1] - times[0][1]) / 1000
+        out["capture_samples_span"] = times[-1][0] - times[0][0]
+    if len(got) < len(ref):
+        print("REPORT " + json.dumps(out)); return
+    # Cross-correlate with the file: where it starts in the recording.
+    n = len(got)
+    size = 1 << int(np.ceil(np.log2(n + len(ref))))
+    xc = np.fft.irfft(np.fft.rfft(got, size) * np.conj(np.fft.rfft(ref, size)), size)[:n]
+    first = int(np.argmax(xc[:n - len(ref) + 1]))
+    out["file_at"] = first
+    seg = got[first:first + len(ref)]
+    out["correlation"] = float(np.corrcoef(seg, ref)[0, 1])
+    out["gain"] = float(np.dot(seg, ref) / np.dot(ref, ref))
+    # The first detection, and the copy of the word it heard: the last word end before it.
+    dets = [d for d in view.detections if d.label == meta["word"]]
+    out["heard"] = [(d.label, d.detection.score, d.detection.time_ms) for d in view.detections]
+    if dets:
+        d = dets[0]
+        end_ms = d.detection.time_ms
+        if first + meta["end"] <= end_ms * 16:
+            word_end = first + meta["end"]
+            word_onset = word_end - meta["end"] + meta["onset"]
+            t_end = view.capture_time(word_end)
+            t_onset = view.capture_time(word_onset)
+            out.update(word_end_sample=word_end, capture_end_ms=t_end,
+                       capture_onset_ms=t_onset, decided_ms=d.decided_ms, shown_ms=d.shown_ms,
+                       window_end_sample=end_ms * 16)
+    print("REPORT " + json.dumps(out))
+'''
+
+
+def _notebook() -> str:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import kwlesson as kw\nkw.setup(seed=0)\n"
+                                  "from kwlesson.widgets import live_view\n"
+                                  "view = live_view(kw.quick_model())\nview"),
+        nbformat.v4.new_code_cell(REPORT),
+        nbformat.v4.new_code_cell("report(view)"),
+    ]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    return nbformat.writes(nb)
+
+
+def _word_file(tmp_path) -> tuple[bytes, dict]:
+    """1 s silence, a test-split "yes" of the offline dataset the quick model hears, 2 s
+    silence; with the word's onset and end (samples from the start of the file)."""
+    from kwlesson import synth
+    from kwlesson.streaming import keras_stream_model
+
+    model = kw.quick_model()
+    sm = keras_stream_model(model.model, model.labels, model.settings)
+    data = synth.offline_dataset(progress=False)
+    paths = sorted(p for p in (data / "yes").glob("*.wav")
+                   if which_set(p.name, 10, 10) == "testing")[:12]
+    clips = np.stack([read_wav(p, clip_samples=RATE) for p in paths])
+    clip = clips[int(np.argmax(sm.predict(clips)[:, model.labels.index("yes")]))]
+    audio = np.zeros(int(FILE_S * RATE), np.float32)
+    audio[WORD_AT:WORD_AT + RATE] = clip
+    # Word onset / end: the first and last 10 ms frame within 30 dB of the loudest one.
+    frames = clip[:RATE // 160 * 160].reshape(-1, 160)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(db > db.max() - 30)
+    meta = {"word": "yes", "onset": WORD_AT + int(loud[0]) * 160,
+            "end": WORD_AT + (int(loud[-1]) + 1) * 160}
+    path = tmp_path / "fake_mic.wav"
+    write_wav(path, audio, RATE)  # 16-bit PCM mono: what Chromium's fake capture reads
+    return path.read_bytes(), meta
+
+
+def _report(nb: LabPage) -> dict:
+    cell = nb.cell_locator("report(view)")
+    cell.click()
+    nb.page.keyboard.press("Shift+Enter")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"REPORT (\{.*\})", nb.cell_text("report(view)"))
+        if m:
+            return json.loads(m.group(1))
+        nb.page.wait_for_timeout(250)
+    raise TimeoutError(f"no report from the kernel: {nb.cell_text('report(view)')!r}")
+
+
+def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
+    require_browser()
+    wav, meta = _word_file(tmp_path)
+    # Chromium reads the file itself (from tmp_path). It loops it unless the name ends in
+    # %noloop, but its loops are not faithful copies (measured: the second copy correlates
+    # 0.3 with the file, the first 0.9995), so it plays once and silence follows.
+    fake = tmp_path / "fake_mic.wav"
+    args = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-audio-capture={fake}%noloop",
+            "--autoplay-policy=no-user-gesture-required"]
+    files = {"mic.ipynb": _notebook(), "fake_mic.wav": wav, "fake_mic.json": json.dumps(meta)}
+    with JupyterLab(notebooks=[], extra_files=files) as lab, \
+            Chromium(extra_args=args, permissions=["microphone"]) as browser:
+        page = browser.new_page()
+        nb = LabPage.open(page, lab, "mic.ipynb")
+        nb.run_all(timeout=180)
+        nb.assert_no_errors()
+        widget = page.locator(".kwl-mic").first
+        try:
+            widget.wait_for(timeout=120_000)
+        except Exception:
+            nb.screenshot("microphone_no_widget", full_page=True)
+            raise AssertionError(f"the widget did not appear: {nb.cells()[:1]}") from None
+        assert "no audio yet" in widget.locator(".kwl-status").inner_text()
+        widget.locator("button.kwl-start").click()
+        page.wait_for_function(
+            "() => document.querySelector('.kwl-mic')?.dataset.heard === 'yes'",
+            timeout=30_000)
+        page.wait_for_timeout(300)
+        nb.screenshot("microphone_live_view", locator=nb.cell_locator("live_view("))
+        heard_text = widget.locator(".kwl-heard").inner_text()
+        page.wait_for_timeout(int(FILE_S * 1000))  # the whole file and some silence after it
+        widget.locator("button.kwl-stop").click()
+        page.wait_for_timeout(500)
+        report = _report(nb)
+        nb.assert_no_errors()
+        assert browser.console == [] or not any("kwl" in c for c in browser.console), \
+            browser.console
+
+        # Notebook 7: the same widget, the same word
+        page7 = browser.new_page()
+        page7.goto(f"{lab.url}notebooks/mic.ipynb?token={lab.token}",
+                   wait_until="domcontentloaded")
+        page7.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        notebook7 = _notebook7_heard(page7)
+
+    print(f"\nbrowser microphone report: {json.dumps(report)}")
+    assert report["error"] == ""
+    assert report["how"] == "AudioWorklet"
+    # samples arrived: as many as the capture clock says, at 16 kHz
+    assert report["samples"] > FILE_S * RATE
+    span = report["capture_span_s"]
+    assert abs(report["capture_samples_span"] / RATE - span) < 0.02 * span + 0.15
+    assert report["correlation"] > 0.95, report
+    assert 0.9 < report["gain"] < 1.1, "no gain control between the file and the kernel"
+    # the live view heard the word, and the page showed it
+    assert heard_text == "“yes”"
+    assert [h[0] for h in report["heard"]][:1] == ["yes"]
+    assert report["shown_ms"] is not None and report["capture_end_ms"] is not None
+    delay_end = report["shown_ms"] - report["capture_end_ms"]
+    delay_onset = report["shown_ms"] - report["capture_onset_ms"]
+    kernel = report["decided_ms"] - report["capture_end_ms"]
+    print(f"end-to-end delay, end of the word captured -> label shown: {delay_end:.0f} ms "
+          f"(from the word's onset: {delay_onset:.0f} ms; capture -> kernel decision: "
+          f"{kernel:.0f} ms; browser rate {report['rate']:g} Hz, "
+          f"{report['chunks']} chunks, load {os.getloadavg()[0]:.2f})")
+    assert notebook7 == "yes"
+
+
+def _notebook7_heard(page) -> str:
+    """Run all cells in Notebook 7 (Run menu), press Listen, return the word the page shows."""
+    page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+    page.get_by_text("Run", exact=True).first.click()
+    page.get_by_text("Run All Cells", exact=True).first.click()
+    widget = page.locator(".kwl-mic").first
+    widget.wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => /no audio yet/.test(document.querySelector('.kwl-mic .kwl-status')?.textContent)",
+        timeout=120_000)
+    widget.locator("button.kwl-start").click()
+    page.wait_for_function(
+        "() => document.querySelector('.kwl-mic')?.dataset.heard === 'yes'", timeout=30_000)
+    word = page.evaluate("() => document.querySelector('.kwl-mic').dataset.heard")
+    assert page.locator("#main-panel, .jp-NotebookApp, body[data-notebook='notebooks']").count(), \
+        "not Notebook 7's page"
+    page.screenshot(path=str(ARTIFACTS / "microphone_notebook7.png"))
+    widget.locator("button.kwl-stop").click()
+    return word
