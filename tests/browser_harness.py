@@ -45,7 +45,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil  # comes with ipykernel
 
@@ -71,8 +71,8 @@ CHROMIUM_FLAGS = (
     "--disable-client-side-phishing-detection",
     "--disable-breakpad",
     "--disable-crash-reporter",
-    "--disable-features=MediaRouter,OptimizationHints,Translate,AutofillServerCommunication,"
-    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
+    ("--disable-features=MediaRouter,OptimizationHints,Translate,AutofillServerCommunication,"
+     "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions"),
     "--metrics-recording-only",
     "--no-pings",
     "--disable-dev-shm-usage",
@@ -243,8 +243,9 @@ class JupyterLab:
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
                "--ServerApp.port_retries=50", f"--IdentityProvider.token={self.token}",
                f"--ServerApp.root_dir={self.root}", "--ServerApp.open_browser=False",
-               "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-               "jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"]
+               "--LabApp.news_url=",
+               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly"]
         if os.geteuid() == 0:  # CI containers run as root
             cmd.append("--ServerApp.allow_root=True")
         if self.expose_app:
@@ -258,7 +259,7 @@ class JupyterLab:
         self.log_path = self.tmp / "server.log"
         port = self.requested_port or free_port()
         for attempt in range(3):
-            self._log_file = open(self.log_path, "ab")
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115  # closed in stop()
             self.process = subprocess.Popen(
                 self._command(port), cwd=self.root, env=env, stdin=subprocess.DEVNULL,
                 stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True)
@@ -423,10 +424,10 @@ class JupyterLab:
         self._remember_processes()
         return [p for p in self._seen.values() if _alive(p)]
 
-    def __enter__(self) -> JupyterLab:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -515,10 +516,10 @@ class Chromium:
             raise RuntimeError("chromium processes survived close: "
                                + ", ".join(str(p.pid) for p in left))
 
-    def __enter__(self) -> Chromium:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -624,10 +625,14 @@ class LabPage:
             item.click()
 
     def run_all(self, timeout: float = 300, wait: bool = True) -> None:
-        """Run > Run All Cells, through the menu, then (``wait``) until every cell ran or one
-        failed."""
+        """Edit > Clear Outputs of All Cells, then Run > Run All Cells, through the menus; then
+        (``wait``) wait until every code cell ran, or one failed and the rest were skipped.
+        Clearing first means a prompt's number can only come from this run."""
         self._log_mark = self.lab.log_size()
         self.page.locator(".jp-NotebookPanel .jp-Notebook").first.click(position={"x": 5, "y": 5})
+        self.menu("Edit", "Clear Outputs of All Cells")
+        self.wait_until("the cleared prompts", lambda: all(
+            not re.search(r"\d", c["prompt"]) for c in self.cells() if c["code"]), 30)
         self.menu("Run", "Run All Cells")
         if wait:
             self.wait_run_finished(timeout)
@@ -636,15 +641,18 @@ class LabPage:
         return [c["index"] for c in self.cells() if c["code"] and "*" in c["prompt"]]
 
     def wait_run_finished(self, timeout: float = 300) -> None:
-        """Wait until no cell is queued or running and the kernel is idle (twice in a row)."""
+        """Wait until no cell is queued or running, the kernel is idle, and every code cell
+        has run (a number in its prompt) or a cell shows an error (Run All stops there)."""
         deadline = time.monotonic() + timeout
-        started = time.monotonic()
         quiet = 0
         while time.monotonic() < deadline:
-            busy = self.busy_cells()
-            idle = self.kernel_status() == "idle"
-            quiet = quiet + 1 if (not busy and idle and time.monotonic() - started > 1) else 0
-            if quiet >= 3:
+            cells = [c for c in self.cells() if c["code"]]
+            busy = any("*" in c["prompt"] for c in cells)
+            ran = all(re.search(r"\d", c["prompt"]) for c in cells)
+            failed = any(c["errors"] for c in cells)
+            done = not busy and (ran or failed) and self.kernel_status() == "idle"
+            quiet = quiet + 1 if done else 0
+            if quiet >= 2:
                 return
             self.page.wait_for_timeout(300)
         raise TimeoutError(f"{self.name}: cells {self.busy_cells()} still queued or running "

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from browser_harness import (
     NOTEBOOKS,
     Chromium,
@@ -197,15 +196,17 @@ def test_lesson_03_dashboard_draws_while_training_and_stop_saves_a_checkpoint(br
                 return (training() and len(seen_curves - {None}) >= 2
                         and _image_digest(confusion) is not None)
 
-            _wait("curves redrawn and a confusion matrix while training runs", drawn, 240, 0.5)
+            nb.wait_until("curves redrawn and a confusion matrix while training runs", drawn,
+                          240, 0.5)
             assert training(), f"training should still run, the page says {status.inner_text()!r}"
             cell.locator(".widget-image").nth(0).scroll_into_view_if_needed()
             nb.screenshot("03_dashboard_training")
 
             stop.click()
-            text = _wait("the dashboard to say training stopped with a checkpoint",
-                         lambda: re.match(rf"step (\d+)/{LONG_TOTAL} · stopped · saved "
-                                          r"(tiny_conv\.ckpt-\d+)", status.inner_text()), 120)
+            text = nb.wait_until("the dashboard to say training stopped with a checkpoint",
+                                 lambda: re.match(rf"step (\d+)/{LONG_TOTAL} · stopped · saved "
+                                                  r"(tiny_conv\.ckpt-\d+)",
+                                                  status.inner_text()), 120)
             step, saved = int(text.group(1)), text.group(2)
             assert saved == f"tiny_conv.ckpt-{step}" and 60 <= step < LONG_TOTAL
             assert cell.get_by_role("button", name="Stopped").is_disabled()
@@ -219,7 +220,6 @@ def test_lesson_03_dashboard_draws_while_training_and_stop_saves_a_checkpoint(br
             assert list(train_dir.glob(f"{saved}.data-*")), f"{saved}: no data file"
             assert f'model_checkpoint_path: "{saved}"' in (train_dir / "checkpoint").read_text()
             cell.scroll_into_view_if_needed()
-            nb.page.evaluate("window.scrollBy(0, 0)")
             nb.screenshot("03_dashboard_stopped")
         finally:
             # The lesson writes its run into the kwlesson cache; this one was only a test.
