@@ -43,6 +43,8 @@ import kwlesson as kw
 from kwlesson.audio import read_wav, write_wav
 from kwlesson.data import which_set
 
+pytestmark = pytest.mark.browser
+
 RATE = 16000
 FILE_S = 5.0  # the fake microphone plays the file once: 1 s silence, "yes", 3 s silence
 WORD_AT = RATE  # where the clip starts in the file
