@@ -52,6 +52,12 @@ const STYLE = `
 .kwl-mic .kwl-bar.kwl-top div.kwl-fill { background: #0b8043; }
 `;
 
+// One microphone per widget: of several views of the same widget (the same output shown twice,
+// or a second browser tab), the last one rendered answers the kernel's start / stop commands,
+// and only one captures at a time.
+const ACTIVE = new WeakMap();
+const CAPTURING = new WeakMap();
+
 function now() {
   return performance.timeOrigin + performance.now();
 }
@@ -101,6 +107,8 @@ function render({ model, el }) {
 
   // ---- capture ---------------------------------------------------------------------------
   let cap = null; // {ctx, stream, node, source, seq}
+  const token = {};
+  ACTIVE.set(model, token);
 
   function send(msg, buffers) {
     model.send(msg, undefined, buffers || []);
@@ -115,6 +123,12 @@ function render({ model, el }) {
 
   async function startCapture(seconds) {
     if (cap) return;
+    const other = CAPTURING.get(model);
+    if (other && other !== token) {
+      status.textContent = "another view of this widget is using the microphone: stop it there";
+      return;
+    }
+    CAPTURING.set(model, token);
     const md = navigator.mediaDevices;
     if (!md || !md.getUserMedia) {
       fail({ name: window.isSecureContext ? "NotSupportedError" : "SecurityError",
@@ -188,6 +202,7 @@ function render({ model, el }) {
   function stopCapture(tell) {
     const c = cap;
     cap = null;
+    if (CAPTURING.get(model) === token) CAPTURING.delete(model);
     if (c && c.stream) {
       try { c.node && c.node.disconnect(); } catch (e) { /* already gone */ }
       try { c.source && c.source.disconnect(); } catch (e) { /* already gone */ }
@@ -246,7 +261,7 @@ function render({ model, el }) {
       const b = buffers[0];
       const view = b instanceof DataView ? b : new DataView(b.buffer || b, b.byteOffset || 0, b.byteLength);
       drawFrames(new Float32Array(view.buffer, view.byteOffset, view.byteLength / 4), msg.bins);
-    } else if (msg.type === "command") {
+    } else if (msg.type === "command" && ACTIVE.get(model) === token) {
       if (msg.action === "start") startCapture(msg.seconds ?? null).then(update);
       else if (msg.action === "stop") stopCapture(false);
     }
@@ -324,7 +339,10 @@ function render({ model, el }) {
   model.on("change:labels", drawScores);
   model.on("change:heard", showHeard);
   update();
-  return () => stopCapture(true);
+  return () => {
+    stopCapture(true);
+    if (ACTIVE.get(model) === token) ACTIVE.delete(model);
+  };
 }
 
 export default { render };

@@ -20,6 +20,10 @@ through, so a notebook without a microphone, nbval and the tests drive the widge
 When the browser has no microphone or the permission is refused, the widget says so and points
 to the upload route (:func:`kwlesson.widgets.upload_and_label`) and :meth:`Microphone.feed_file`.
 
+The kernel handles the browser's chunks between cells (or while a cell awaits): a cell that
+keeps the kernel busy (training, say) holds them back, and the view catches up afterwards.
+Several views of one widget share one microphone: the last one shown answers :meth:`start`.
+
 Outside a browser, ``print(mic)`` gives a one-line status such as
 ``heard "yes" (0.93) at 3.2 s · 4.0 s of audio at 48000 Hz``.
 
@@ -490,6 +494,9 @@ class Microphone:
             limit = int(self.max_seconds * SAMPLE_RATE)
             while self._kept - len(self._recording[0]) >= limit and len(self._recording) > 1:
                 self._kept -= len(self._recording.pop(0))
+            if self._kept > limit:  # one long piece: keep its end
+                self._recording[0] = self._recording[0][self._kept - limit:]
+                self._kept = limit
             if self.stream_model is not None:
                 self._listen(y)
         self._update_status()
@@ -516,19 +523,22 @@ class Microphone:
         while self._next_window * stride + clip <= end:
             ks.append(self._next_window)
             self._next_window += 1
-        if ks:
+        scores = None
+        for i in range(0, len(ks), 256):  # bounded memory when a long recording is fed at once
+            part = ks[i:i + 256]
             if self._shared and stride % self._hop == 0:
                 step = stride // self._hop
                 batch = np.stack([self._frames[k * step - self._frames_start:
                                                k * step - self._frames_start + sm.clip_frames]
-                                  for k in ks])
+                                  for k in part])
                 scores = np.asarray(sm.classify(batch), np.float32)
             else:
                 batch = np.stack([self._tail[k * stride - self._tail_start:
-                                             k * stride - self._tail_start + clip] for k in ks])
+                                             k * stride - self._tail_start + clip] for k in part])
                 scores = np.asarray(sm.predict(batch), np.float32)
-            for k, s in zip(ks, scores):
+            for k, s in zip(part, scores):
                 self._recognize(k * stride + clip, s)
+        if scores is not None:
             self.scores = {lab: float(v) for lab, v in zip(self.labels, scores[-1])}
             self.widget.scores = [round(float(v), 3) for v in scores[-1]]
         # Forget what no future frame or window needs.

@@ -354,3 +354,14 @@ def test_without_a_microphone_uploads_and_files_still_work(tmp_path):
     clip = rec.feed_file(wav)
     assert abs(len(clip) - 1.2 * RATE) <= 1 and rec.error == ""
     assert rec.save_clip().parent == tmp_path / "banana"
+
+
+def test_the_recording_keeps_the_latest_max_seconds():
+    x = np.arange(5 * RATE, dtype=np.float32) / (5 * RATE)
+    for pieces in ([x], list(chunks(x, [1600]))):  # one long piece, or many chunks
+        rec = recorder(max_seconds=2)
+        for p in pieces:
+            rec.feed(p, RATE)
+        clip = rec.stop()
+        assert len(clip) == 2 * RATE
+        np.testing.assert_array_equal(clip, x[-2 * RATE:])
