@@ -205,13 +205,13 @@ def microphone_problem(name: str, message: str = "", secure: bool | None = True)
     elif name in ("NotAllowedError", "PermissionDeniedError", "SecurityError"):
         what = (f"No microphone: the browser was not allowed to use it ({detail}). Allow the "
                 "microphone for this page (the icon in the address bar, or the site settings) "
-                "and press Record again.")
+                "and try again.")
     elif name in ("NotFoundError", "DevicesNotFoundError", "OverconstrainedError"):
         what = (f"No microphone: the browser found none ({detail}). Plug one in (or choose it "
-                "in the system's sound settings) and press Record again.")
+                "in the system's sound settings) and try again.")
     elif name in ("NotReadableError", "TrackStartError", "AbortError"):
         what = (f"No microphone: it is there but could not start ({detail}); another program "
-                "may be using it. Close that program and press Record again.")
+                "may be using it. Close that program and try again.")
     elif name == "NotSupportedError":
         what = f"No microphone: this browser cannot record audio here ({detail})."
     else:

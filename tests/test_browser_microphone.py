@@ -21,7 +21,8 @@ the animation frame after it drew it). Both times are the page's clock
 its decision, on the kernel's wall clock, same machine) is printed beside it.
 
 The same notebook is then opened in Notebook 7 (/notebooks/...), Listen clicked, and the word
-must appear there too.
+must appear there too. Last, a Chromium without a microphone, and one with a microphone whose
+permission prompt goes unanswered (refused): the widget must say which, with the upload route.
 
 Run: ``python -m pytest tests/test_browser_microphone.py -s`` (about a minute).
 """
@@ -194,6 +195,23 @@ def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
         page7.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         notebook7 = _notebook7_heard(page7)
 
+    # No microphone, then a microphone but the permission refused (headless Chromium refuses a
+    # prompt nobody answers): the widget must say which, and point to the upload route.
+    refusals = {}
+    with JupyterLab(notebooks=[], extra_files=files) as lab:
+        for case, flags in (("none", []), ("refused", ["--use-fake-device-for-media-stream"])):
+            with Chromium(extra_args=flags) as browser:
+                nb = LabPage.open(browser.new_page(), lab, "mic.ipynb")
+                nb.run_all(timeout=180)
+                widget = nb.page.locator(".kwl-mic").first
+                widget.wait_for(timeout=120_000)
+                widget.locator("button.kwl-start").click()
+                error = widget.locator(".kwl-error")
+                error.wait_for(state="visible", timeout=30_000)
+                refusals[case] = (error.inner_text(),
+                                  widget.locator(".kwl-status").inner_text())
+                nb.screenshot(f"microphone_{case}", locator=nb.cell_locator("live_view("))
+
     print(f"\nbrowser microphone report: {json.dumps(report)}")
     assert report["error"] == ""
     assert report["how"] == "AudioWorklet"
@@ -217,6 +235,12 @@ def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
           f"RecognizeCommands waited for; browser rate {report['rate']:g} Hz, "
           f"{report['chunks']} chunks, load {os.getloadavg()[0]:.2f})")
     assert notebook7 == "yes"
+    for case, (message, status) in refusals.items():
+        print(f"{case}: the widget says: {message}")
+        assert message.startswith("No microphone:") and "upload_and_label" in message
+        assert status.startswith("No microphone:")  # the one-line text form says it too
+    assert "found none" in refusals["none"][0]
+    assert "not allowed" in refusals["refused"][0]
 
 
 def _notebook7_heard(page) -> str:
