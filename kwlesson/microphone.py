@@ -237,9 +237,10 @@ class _MicrophoneWidget(anywidget.AnyWidget):
     labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
     scores = traitlets.List(traitlets.Float()).tag(sync=True)
     heard = traitlets.Dict().tag(sync=True)
+    text = ""  # the status line with the whole error message (the page shows that in red)
 
     def __repr__(self) -> str:
-        return self.status  # the one-line text form (nbval's text/plain)
+        return self.text  # the one-line text form (nbval's text/plain)
 
 
 @dataclass
@@ -325,7 +326,7 @@ class Microphone:
     @property
     def status(self) -> str:
         """One line saying what the widget is doing (what a non-browser front end shows)."""
-        return self.widget.status
+        return self.widget.text
 
     @property
     def word(self) -> str:
@@ -587,7 +588,7 @@ class Microphone:
     def _update_status(self) -> None:
         parts = []
         if self.error:
-            parts.append(self.error)
+            parts.append(self.error.split(". ")[0] + " (see above)")
         heard = self.heard
         if self.stream_model is not None:
             if heard is not None:
@@ -610,6 +611,9 @@ class Microphone:
             parts.append(f"saved {len(self.saved)} clip{'s' * (len(self.saved) != 1)}, last "
                          f"{self.saved[-1].parent.name}/{self.saved[-1].name}")
         self.widget.status = " · ".join(parts)
+        if self.error:
+            parts[0] = self.error
+        self.widget.text = " · ".join(parts)
 
     # ---- messages from the browser --------------------------------------------------------
 
