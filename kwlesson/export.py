@@ -251,7 +251,10 @@ def convert(concrete_fn: Any, kind: str,
     clips widens a min/max range for every clip, so the usual values get fewer of the 256
     levels: on a trained ds_cnn, min/max ranges made int8 agree with float on 93-95% of real
     clips (1-2 points of accuracy lost, more with more calibration clips); averaged ranges
-    agree on 97-98% (0-0.6 points lost). Values beyond an averaged range saturate.
+    agree on 97-98% (0-0.6 points lost). Values beyond an averaged range saturate. The
+    features going in keep their full range (their extremes are real: silence), and the
+    scores before the softmax reach up to the largest runner-up score of any calibration clip,
+    so a saturated best score still wins (see ``_average_ranges``).
 
     Why the front end stays float in "int8": 8-bit audio has a noise floor of about -48 dB,
     and a log of mel energies spanning 1e-6 to 1e2 cannot be fed from one linear int8 scale;
@@ -282,12 +285,25 @@ def convert(concrete_fn: Any, kind: str,
         # with our ranges: the two steps the converter runs, with our choice in between.
         c._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's own route)
         calibrated = c.convert()
-        if calibration == "average":
-            calibrated = _average_ranges(calibrated, representative)
         io_type = tf.int8 if kind == "micro" else tf.float32
-        model = tflite_convert.mlir_quantize(
-            calibrated, input_data_type=io_type, output_data_type=io_type,
-            denylisted_nodes=front_end or None)
+
+        def quantize(ranges: bytes) -> bytes:
+            return tflite_convert.mlir_quantize(
+                ranges, input_data_type=io_type, output_data_type=io_type,
+                denylisted_nodes=front_end or None)
+
+        model = None
+        if calibration == "average":
+            model = quantize(_average_ranges(calibrated, representative, keep=front_end))
+            if not _runs_in_litert(model):
+                # XNNPACK refuses an int8 op whose output scale is too small for its input
+                # and weight scales; the converter's own ranges never do that.
+                warnings.warn(f"the {kind} model with averaged ranges does not run in "
+                              "LiteRT's default (XNNPACK) delegate; using min/max ranges",
+                              stacklevel=2)
+                model = None
+        if model is None:
+            model = quantize(calibrated)
     except Exception as err:  # the converter raises many types; say which model failed
         raise RuntimeError(f"converting to a {kind} .tflite failed: {err}") from err
     if kind == "micro":
@@ -296,6 +312,15 @@ def convert(concrete_fn: Any, kind: str,
             raise RuntimeError(f"converting to a micro .tflite left float operators "
                                f"({', '.join(floats)}); TensorFlow Lite Micro needs int8 only")
     return model
+
+
+def _runs_in_litert(model: bytes) -> bool:
+    """Whether LiteRT with its default delegate accepts the model."""
+    try:
+        _litert_interpreter(model)
+    except (ValueError, RuntimeError):
+        return False
+    return True
 
 
 def _float_ops(model: bytes) -> list[dict]:
@@ -307,22 +332,41 @@ def _float_ops(model: bytes) -> list[dict]:
 
 
 def _average_ranges(calibrated: bytes,
-                    representative: Callable[[], Iterable[list[np.ndarray]]]) -> bytes:
-    """Replace the calibrated ranges (min and max over all clips) by the average of every
-    clip's own min and max (the "average min/max" rule of other quantisers)."""
+                    representative: Callable[[], Iterable[list[np.ndarray]]],
+                    keep: Iterable[str] = ()) -> bytes:
+    """Replace the calibrated ranges (min and max over all clips) of the activations inside
+    the network by the average of every clip's own min and max (the "average min/max" rule of
+    other quantisers). Inputs, outputs and the tensors named in ``keep`` keep theirs; the
+    scores feeding an output keep their order (see below)."""
+    keep = set(keep)
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     interp = _litert_interpreter(calibrated, delegate=False, preserve_all_tensors=True)
     inputs = [d["index"] for d in interp.get_input_details()]
     tensors = model.subgraphs[0].tensors
+    # The features (the graph's input, or the float front end's output) keep their full
+    # range: their extremes are real values, not outliers (every clip with digital silence
+    # reaches MFCC coefficient 0's floor near -124), and clipping them cost single_fc 4 points.
     # The outputs keep the converter's range (a softmax's is fixed: [0, 1] in 256 steps).
-    outputs = set(int(i) for i in model.subgraphs[0].outputs)
+    subgraph = model.subgraphs[0]
+    outputs = {int(i) for i in subgraph.outputs}
+    fixed = {int(i) for i in subgraph.inputs} | outputs
+    fixed |= {i for i, t in enumerate(tensors) if t.name and t.name.decode() in keep}
+    # The tensors the outputs are computed from (the logits before a softmax) get as top the
+    # largest second-best score of any clip: the best may saturate, but never ties with the
+    # runner-up on a calibration clip. (Their full min/max range cost low_latency_svdf 17
+    # points: a few silent clips reach scores of 1,000; the average top cost single_fc 7.)
+    scores = set()
+    for op in subgraph.operators:
+        if any(int(o) in outputs for o in op.outputs if o >= 0):
+            scores |= {int(i) for i in op.inputs if i >= 0} - fixed
     ranged = [i for i, t in enumerate(tensors)
-              if i not in outputs and t.quantization is not None and t.quantization.min is not None
+              if i not in fixed and t.quantization is not None and t.quantization.min is not None
               and len(t.quantization.min) == 1 and t.type == 0]  # 0: FLOAT32
     lows: dict[int, list[float]] = {i: [] for i in ranged}
     highs: dict[int, list[float]] = {i: [] for i in ranged}
+    seconds: dict[int, list[float]] = {i: [] for i in scores}
     for sample in representative():
         for index, value in zip(inputs, sample):
             interp.set_tensor(index, np.asarray(value, np.float32))
@@ -331,11 +375,16 @@ def _average_ranges(calibrated: bytes,
             value = interp.get_tensor(i)
             lows[i].append(float(value.min()))
             highs[i].append(float(value.max()))
+            if i in scores and value.size > 1:
+                seconds[i].append(float(np.partition(value.ravel(), -2)[-2]))
     for i in ranged:
         if lows[i]:
             q = tensors[i].quantization
             q.min = np.array([np.mean(lows[i])], np.float32)
-            q.max = np.array([np.mean(highs[i])], np.float32)
+            top = float(np.mean(highs[i]))
+            if seconds.get(i):
+                top = max(top, max(seconds[i]))
+            q.max = np.array([top], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 

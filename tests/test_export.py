@@ -408,28 +408,46 @@ def test_an_architecture_that_cannot_go_int8_is_a_clear_error(trained, tmp_path,
 
 
 def test_averaged_ranges_ignore_a_rare_outlier():
-    # A layer whose input is usually within +-1, but one calibration clip in 50 reaches 100.
-    settings = FeatureSettings(window_stride_ms=330.0, feature_bin_count=5)
-    model = create_model("single_fc", settings.shape, 3)
+    # Features usually within +-1, but one calibration clip in 50 reaches 100.
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    model = create_model("tiny_conv", settings.shape, 3)
     fn = export._features_fn(export.frozen_logits(model), settings)
     rng = np.random.default_rng(0)
     data = rng.uniform(-1, 1, (50, 1, *settings.shape)).astype(np.float32)
-    data[7, 0, 0, 0] = 100.0
+    data[7] *= 100.0
 
     def rep():
         return ([x] for x in data)
 
-    def input_scale(calibration):
-        return export.TFLiteModel(export.convert(fn, "micro", rep, calibration)).input[
-            "quantization"][0]
+    def scales(calibration):
+        interp = export._litert_interpreter(export.convert(fn, "micro", rep, calibration))
+        found = {d["name"]: d["quantization"][0] for d in interp.get_tensor_details()}
+        relu = [v for k, v in found.items() if "first_relu" in k]
+        return interp.get_input_details()[0]["quantization"][0], relu[0]
 
-    # min/max: one step of the 256 spans (100 + 1) / 255; averaged: about 2 / 255.
-    assert input_scale("minmax") == pytest.approx(101 / 255, rel=0.02)
-    assert input_scale("average") == pytest.approx((np.mean(data.max(axis=(1, 2, 3))) - np.mean(
-        data.min(axis=(1, 2, 3)))) / 255, rel=0.02)
-    assert input_scale("average") < 0.02
+    (in_minmax, relu_minmax), (in_average, relu_average) = scales("minmax"), scales("average")
+    # The features keep their full range (the outlier's 100 included) ...
+    assert in_average == pytest.approx(in_minmax) == pytest.approx(
+        (data.max() - data.min()) / 255, rel=0.02)
+    # ... the convolution's output is ranged on the usual clips, ~100 times finer.
+    assert relu_average < relu_minmax / 20
     with pytest.raises(ValueError, match="calibration must be one of"):
         export.convert(fn, "micro", rep, "percentile")
+
+
+def test_averaged_ranges_fall_back_to_min_max_when_litert_refuses_them(monkeypatch):
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    fn = export._features_fn(export.frozen_logits(create_model("tiny_conv", settings.shape, 3)),
+                             settings)
+    data = np.random.default_rng(1).uniform(-1, 1, (20, 1, *settings.shape)).astype(np.float32)
+
+    def rep():
+        return ([x] for x in data)
+
+    minmax = export.convert(fn, "micro", rep, "minmax")
+    monkeypatch.setattr(export, "_runs_in_litert", lambda model: False)
+    with pytest.warns(UserWarning, match="using min/max ranges"):
+        assert export.convert(fn, "micro", rep, "average") == minmax
 
 
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
