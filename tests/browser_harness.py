@@ -634,8 +634,26 @@ class LabPage:
         self.wait_until("the cleared prompts", lambda: all(
             not re.search(r"\d", c["prompt"]) for c in self.cells() if c["code"]), 30)
         self.menu("Run", "Run All Cells")
+        if not self._started(15):
+            # The click was lost (seen under heavy load: no cell queued at all): once more.
+            self.menu("Run", "Run All Cells")
+            if not self._started(30):
+                raise TimeoutError(f"{self.name}: Run > Run All Cells started no cell\n"
+                                   f"{self._prompts()}\n{self.lab.log_tail()}")
         if wait:
             self.wait_run_finished(timeout)
+
+    def _started(self, timeout: float) -> bool:
+        """True once some code cell is queued, running or done (a '*' or a number)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(re.search(r"[*\d]", c["prompt"]) for c in self.cells() if c["code"]):
+                return True
+            self.page.wait_for_timeout(200)
+        return False
+
+    def _prompts(self) -> str:
+        return "prompts: " + " ".join(c["prompt"] or "[ ]" for c in self.cells() if c["code"])
 
     def busy_cells(self) -> list[int]:
         return [c["index"] for c in self.cells() if c["code"] and "*" in c["prompt"]]
@@ -655,8 +673,8 @@ class LabPage:
             if quiet >= 2:
                 return
             self.page.wait_for_timeout(300)
-        raise TimeoutError(f"{self.name}: cells {self.busy_cells()} still queued or running "
-                           f"after {timeout:.0f} s\n{self.lab.log_tail()}")
+        raise TimeoutError(f"{self.name}: not finished after {timeout:.0f} s (kernel "
+                           f"{self.kernel_status()}; {self._prompts()})\n{self.lab.log_tail()}")
 
     def wait_for_text(self, pattern: str, timeout: float = 120) -> str:
         """Wait until some cell's output matches the regex ``pattern``; returns the match."""

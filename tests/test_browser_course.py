@@ -268,6 +268,8 @@ def test_an_exception_in_a_widget_callback_fails_the_check_and_names_it(browser)
         shown = explorer.locator(".widget-output")
         _wait("the traceback under the explorer",
               lambda: "deliberately broken redraw" in shown.inner_text(), 60)
+        _wait("the plain slider's traceback in JupyterLab's log console",
+              lambda: any("ZeroDivisionError" in b for b in nb.log_console_errors()), 60, 1.0)
         shown.scroll_into_view_if_needed()
         nb.screenshot("callback_error_shown")
         # ...and the check names both failures: the explorer's (in the cell) and the plain
