@@ -346,8 +346,9 @@ class Microphone:
 
     @property
     def seconds(self) -> float:
-        """Seconds of audio received in this session so far."""
-        return self._in_pos / SAMPLE_RATE
+        """Seconds of audio received in this session so far (at most a fixed length asked for)."""
+        done = self._in_pos if self._target is None else min(self._in_pos, self._target)
+        return done / SAMPLE_RATE
 
     @property
     def heard(self) -> LiveResult | None:
@@ -390,6 +391,7 @@ class Microphone:
         self._total = 0  # 16 kHz samples out of the resampler this session
         self._in_pos = 0.0  # input samples in, in 16 kHz units (capture times map onto these)
         self._chunk_times: deque[tuple[float, float]] = deque(maxlen=4000)
+        self._clock_offset: float | None = None  # page ms at stream position 0
         self._tail = np.zeros(0, np.float32)  # audio not yet turned into frames/windows
         self._tail_start = 0  # stream position of _tail[0]
         self._frames = np.zeros((0, getattr(self, "_bins", 0)), np.float32)
@@ -464,6 +466,9 @@ class Microphone:
         self._in_pos += len(x) * SAMPLE_RATE / rate
         if capture_ms is not None:
             self._chunk_times.append((self._in_pos, float(capture_ms)))
+            offset = float(capture_ms) - self._in_pos * 1000 / SAMPLE_RATE
+            if self._clock_offset is None or offset < self._clock_offset:
+                self._clock_offset = offset
         self._take(self._resampler.process(x))
 
     def feed_file(self, path: str | os.PathLike) -> np.ndarray:
@@ -571,16 +576,23 @@ class Microphone:
                              "session": self.session}
 
     def _capture_time(self, position: float) -> float | None:
-        """Page-clock time at which the audio at stream ``position`` (16 kHz) was captured,
-        from the chunk that held it (its end time minus what came after in it)."""
-        for end, t in self._chunk_times:
-            if end >= position:
-                return t - (end - position) * 1000 / SAMPLE_RATE
-        return None
+        if self._clock_offset is None:
+            return None
+        return self._clock_offset + position * 1000 / SAMPLE_RATE
 
     def capture_time(self, position: float) -> float | None:
         """Page-clock time (ms) when the audio at 16 kHz stream ``position`` was captured (None
-        for audio fed from Python without ``capture_ms``, or already forgotten)."""
+        for audio fed from Python without ``capture_ms``).
+
+        The samples' own clock, anchored to the page clock by the chunk that reached the page
+        soonest after it was complete: a chunk the busy page handled late does not move it.
+
+        >>> mic = Microphone()
+        >>> for k in range(3):  # chunk k complete at 1100 + 100 k ms; the last one late
+        ...     mic.feed(np.zeros(1600, np.float32), 16000, capture_ms=1100 + 100 * k + 40 * (k == 2))
+        >>> mic.capture_time(1600), mic.capture_time(4800)
+        (1100.0, 1300.0)
+        """
         return self._capture_time(position)
 
     # ---- status -------------------------------------------------------------------------------

@@ -13,12 +13,14 @@ What it checks, in the kernel (a cell prints a JSON report the test reads from t
   around it), and the page showed it.
 
 It also measures the end-to-end delay, audio in to label out, and prints it (no timing
-assert): for the first detection, from the moment the chunk holding the **end of the word**
-reached the page (the capture timestamp the browser sends with each chunk, interpolated to the
-word's last sample) to the moment the page **showed the word** (the widget stamps the time in
-the animation frame after it drew it). Both times are the page's clock
-(performance.timeOrigin + performance.now()). The kernel's share (from the same capture time to
-its decision, on the kernel's wall clock, same machine) is printed beside it.
+assert): for the first detection, from the moment the **end of the word** was captured to the
+moment the page **showed the word** (the widget stamps the time in the animation frame after it
+drew it). Capture time: the page clock when a chunk was complete is sent with each chunk; the
+samples' own clock is anchored to the page clock by the chunk that arrived soonest
+(:meth:`Microphone.capture_time`), so the word's last sample gets a time even when a busy page
+handled its chunk late. Chromium's own input latency before the page is not included. Both
+times are the page's clock (performance.timeOrigin + performance.now()); the kernel's share
+(capture to decision, on the kernel's wall clock, same machine) is printed beside it.
 
 The same notebook is then opened in Notebook 7 (/notebooks/...), Listen clicked, and the word
 must appear there too. Last, a Chromium without a microphone, and one with a microphone whose
@@ -104,6 +106,13 @@ def _notebook() -> str:
                                   "view = live_view(kw.quick_model())\nview"),
         nbformat.v4.new_code_cell(REPORT),
         nbformat.v4.new_code_cell("report(view)"),
+        nbformat.v4.new_code_cell("from kwlesson.widgets import recorder\n"
+                                  "rec = recorder('my_clips', word='yes')\nrec"),
+        nbformat.v4.new_code_cell("import json\nprint('SAVED ' + json.dumps({'saved': [str(p) "
+                                  "for p in rec.saved], 'clip': None if rec.clip is None else "
+                                  "len(rec.clip), 'rate': rec.rate, 'error': rec.widget.error, "
+                                  "'peak': None if rec.clip is None else "
+                                  "float(abs(rec.clip).max())}))"),
     ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
@@ -136,17 +145,23 @@ def _word_file(tmp_path) -> tuple[bytes, dict]:
     return path.read_bytes(), meta
 
 
-def _report(nb: LabPage) -> dict:
-    cell = nb.cell_locator("report(view)")
-    cell.click()
+def _run_and_read(nb: LabPage, source: str, pattern: str) -> dict:
+    """Run the cell whose source contains ``source`` (Shift+Enter) and read the JSON its output
+    prints after the prefix in ``pattern``."""
+    cell = nb.cell_locator(source)
+    cell.locator(".jp-InputArea-editor").click()
     nb.page.keyboard.press("Shift+Enter")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        m = re.search(r"REPORT (\{.*\})", nb.cell_text("report(view)"))
+        m = re.search(pattern, nb.cell_text(source))
         if m:
             return json.loads(m.group(1))
         nb.page.wait_for_timeout(250)
-    raise TimeoutError(f"no report from the kernel: {nb.cell_text('report(view)')!r}")
+    raise TimeoutError(f"no answer from the kernel: {nb.cell_text(source)!r}")
+
+
+def _report(nb: LabPage) -> dict:
+    return _run_and_read(nb, "report(view)", r"REPORT (\{.*\})")
 
 
 def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
@@ -184,6 +199,20 @@ def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
         widget.locator("button.kwl-stop").click()
         page.wait_for_timeout(500)
         report = _report(nb)
+
+        # The recorder: a fixed-length recording (the kernel stops it and tells the page), then
+        # Save clip.
+        rec = page.locator(".kwl-mic").nth(1)
+        rec.locator("button.kwl-clip").click()
+        page.wait_for_function(
+            "() => /recorded 1\\.5 s/.test(document.querySelectorAll('.kwl-mic')[1]"
+            "?.querySelector('.kwl-status')?.textContent)", timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.kwl-mic')[1].querySelector('.kwl-stop').disabled",
+            timeout=10_000)  # the page stopped the microphone when the kernel said so
+        rec.locator("button.kwl-save").click()
+        page.wait_for_timeout(1000)
+        saved = _run_and_read(nb, "print('SAVED '", r"SAVED (\{.*\})")
         nb.assert_no_errors()
         assert browser.console == [] or not any("kwl" in c for c in browser.console), \
             browser.console
@@ -212,7 +241,7 @@ def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
                                   widget.locator(".kwl-status").inner_text())
                 nb.screenshot(f"microphone_{case}", locator=nb.cell_locator("live_view("))
 
-    print(f"\nbrowser microphone report: {json.dumps(report)}")
+    print(f"\nbrowser microphone report: {json.dumps(report)}\nrecorder: {json.dumps(saved)}")
     assert report["error"] == ""
     assert report["how"] == "AudioWorklet"
     # samples arrived: as many as the capture clock says, at 16 kHz
@@ -235,6 +264,10 @@ def test_the_fake_microphone_reaches_the_kernel_and_the_word_is_heard(tmp_path):
           f"RecognizeCommands waited for; browser rate {report['rate']:g} Hz, "
           f"{report['chunks']} chunks, load {os.getloadavg()[0]:.2f})")
     assert notebook7 == "yes"
+    # the fixed-length recording and its saved clip
+    assert saved["error"] == "" and saved["clip"] == 24000 and saved["rate"] == report["rate"]
+    assert len(saved["saved"]) == 1
+    assert re.fullmatch(r"my_clips/yes/[0-9a-f]{8}_nohash_0\.wav", saved["saved"][0]), saved
     for case, (message, status) in refusals.items():
         print(f"{case}: the widget says: {message}")
         assert message.startswith("No microphone:") and "upload_and_label" in message
