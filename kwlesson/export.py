@@ -751,6 +751,7 @@ def freeze(
     calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
     quantize: bool = True,
     stream: TextIO | None = None,
+    calibration: str | None = None,
 ) -> FreezeResult:
     """Export a trained checkpoint: SavedModel, float / int8 / micro ``.tflite``, C array,
     labels and model card (see the module docstring for what each file is).
@@ -759,11 +760,15 @@ def freeze(
     the labels and feature settings come from ``<arch>_config.json`` next to it.
     ``model_architecture``: optional, as the seed's freeze.py flag; a different architecture
     from the run's is an error naming both. An architecture listed in ``INT8_UNSUPPORTED``
-    (none at present) cannot go int8: freeze it with ``quantize=False``. ``data_dir``: where the training clips for int8
-    calibration are (default: the run's ``data_dir``); ``data``: an already loaded
-    :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes only the float
-    files (no data needed). Files are built in a temporary folder and moved into
-    ``output_dir`` at the end, replacing an earlier export's files and leaving other files
+    (none at present) cannot go int8: freeze it with ``quantize=False``. ``data_dir``: where
+    the training clips for int8 calibration are (default: the run's ``data_dir``); ``data``:
+    an already loaded :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes
+    only the float files (no data needed). ``calibration``: the int8 range rule
+    (``"average"`` or ``"minmax"``, see :func:`convert`); None (default) tries both and keeps
+    the one whose micro model agrees more often with the float model's top label on another
+    draw of training clips (the model card records the rule and both agreements). Files are
+    built in a temporary folder and moved into ``output_dir`` at the end, replacing an
+    earlier export's files and leaving other files
     alone. ``stream``: where the summary lines go (default: stdout).
 
     >>> r = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
@@ -829,8 +834,25 @@ def freeze(
                 for f in feats:
                     yield [f[None]]
 
-            blobs[INT8_TFLITE] = convert(audio_fn, "int8", audio_rep)
-            blobs[MICRO_TFLITE] = convert(_features_fn(logits, settings), "micro", feature_rep)
+            # Which range rule keeps a model's decisions best depends on the model (see
+            # convert(): averaged ranges suit the deep ds_cnn and low_latency_svdf, min/max the
+            # shallow tiny_conv): try each on another draw of training clips and keep the one
+            # whose micro model picks the float model's top label more often.
+            check = calibration_audio(data, settings, calibration_clips, seed=config.seed + 1)
+            check_feats = compute_features(check, settings).numpy()
+            float_top = np.concatenate([
+                np.asarray(model(check_feats[i:i + 256], training=False)).argmax(-1)
+                for i in range(0, len(check_feats), 256)])
+            features_fn = _features_fn(logits, settings)
+            tried: dict[str, tuple[float, bytes]] = {}
+            for rule in ([calibration] if calibration else CALIBRATIONS):
+                micro = convert(features_fn, "micro", feature_rep, rule)
+                tried[rule] = (float(np.mean(TFLiteModel(micro)(check_feats).argmax(-1)
+                                             == float_top)), micro)
+            # On a tie, the converter's own rule.
+            rule = max(tried, key=lambda r: (tried[r][0], r == "minmax"))
+            blobs[INT8_TFLITE] = convert(audio_fn, "int8", audio_rep, rule)
+            blobs[MICRO_TFLITE] = tried[rule][1]
             # A cheap guard against an int8 file that lost the model: compare top labels
             # with the float file on (some of) the calibration clips.
             probe = calib[:100]
@@ -909,7 +931,10 @@ def freeze(
             "calibration": (None if calib is None else {
                 "split": "training", "clips": len(calib),
                 "data_dir": str(getattr(data, "data_dir", "")),
-                "int8_float_top1_agreement": agreement}),
+                "int8_float_top1_agreement": agreement,
+                "ranges": rule, "check_clips": len(check),
+                "micro_float_top1_agreement_on_check_clips": {
+                    r: a for r, (a, _) in tried.items()}}),
             "audio_input": "float32 samples in [-1, 1] (16-bit PCM / 32768), mono, "
                            f"{settings.sample_rate} Hz, exactly {settings.desired_samples} "
                            "samples: resample, pad or trim before calling",

@@ -136,6 +136,10 @@ def test_freeze_writes_every_file_and_a_complete_model_card(exported, card, trai
     assert files[export.MICRO_SOURCE]["length"] == files[export.MICRO_TFLITE]["bytes"]
     assert card["calibration"]["clips"] == 60
     assert card["calibration"]["int8_float_top1_agreement"] >= 0.9
+    # Both range rules were tried; the one kept agrees at least as well as the other.
+    tried = card["calibration"]["micro_float_top1_agreement_on_check_clips"]
+    assert set(tried) == set(export.CALIBRATIONS)
+    assert tried[card["calibration"]["ranges"]] == max(tried.values())
 
 
 def test_saved_model_serving_signature_takes_raw_audio(exported, trained):
