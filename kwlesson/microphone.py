@@ -289,6 +289,12 @@ class Microphone:
                  detection_threshold: float = 0.7, suppression_ms: float = 1500,
                  minimum_count: int = 3) -> None:
         self.stream_model = _stream_model(model) if model is not None else None
+        if self.stream_model is not None and self.stream_model.sample_rate != SAMPLE_RATE:
+            raise ValueError(f"the live view feeds models {SAMPLE_RATE} Hz audio; this one "
+                             f"expects {self.stream_model.sample_rate} Hz")
+        if clip_stride_ms * SAMPLE_RATE / 1000 < 1 or clip_seconds <= 0 or max_seconds <= 0:
+            raise ValueError("clip_stride_ms, clip_seconds and max_seconds must be positive, "
+                             f"got {clip_stride_ms}, {clip_seconds}, {max_seconds}")
         self.folder = Path(folder) if folder is not None else None
         self._speaker_id = speaker_id
         self.split = split
