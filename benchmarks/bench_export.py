@@ -153,8 +153,12 @@ def existing_files(work: Path, arch: str) -> dict[str, bytes] | None:
 
 
 def timings(blob: bytes, runs: int) -> tuple[float, float]:
-    """(XNNPACK, built-in kernels) median ms."""
-    return latency_ms(blob, runs), latency_ms(blob, runs, xnnpack=False)
+    """(XNNPACK, built-in kernels) median ms; NaN where XNNPACK refuses the model."""
+    try:
+        xnnpack = latency_ms(blob, runs)
+    except RuntimeError:  # e.g. a dead layer's zero range: a scale XNNPACK cannot requantise
+        xnnpack = float("nan")
+    return xnnpack, latency_ms(blob, runs, xnnpack=False)
 
 
 def main() -> None:

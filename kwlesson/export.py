@@ -441,7 +441,14 @@ class TFLiteModel:
         try:
             self.interpreter = _litert_interpreter(model, num_threads, delegate)
         except (ValueError, RuntimeError) as err:
-            raise ValueError(f"{self.name}: not a LiteRT model ({err})") from err
+            if not delegate or "XNNPACK" not in str(err):
+                raise ValueError(f"{self.name}: not a LiteRT model ({err})") from err
+            # XNNPACK refuses int8 scales it cannot requantise, e.g. after a layer whose
+            # ReLUs all died (its range is zero); LiteRT's built-in kernels still run it.
+            warnings.warn(f"{self.name}: LiteRT's XNNPACK delegate refused the model "
+                          f"({str(err).splitlines()[0]}); running it with built-in kernels",
+                          stacklevel=2)
+            self.interpreter = _litert_interpreter(model, num_threads, delegate=False)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

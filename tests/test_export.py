@@ -454,6 +454,24 @@ def test_averaged_ranges_fall_back_to_min_max_when_litert_refuses_them(monkeypat
         assert export.convert(fn, "micro", rep, "average") == minmax
 
 
+def test_a_model_xnnpack_refuses_runs_with_litert_builtin_kernels():
+    # Every ReLU of the convolution dead: its int8 range is zero, a scale XNNPACK refuses.
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    model = create_model("tiny_conv", settings.shape, 3)
+    conv = model.get_layer("first_conv")
+    conv.bias.assign(np.full(conv.bias.shape, -1e3, np.float32))
+    fn = export._features_fn(export.frozen_logits(model), settings)
+    data = np.random.default_rng(2).uniform(-100, 100, (10, 1, *settings.shape)).astype(
+        np.float32)
+    blob = export.convert(fn, "micro", lambda: ([x] for x in data), "minmax")
+    assert not export._runs_in_litert(blob)
+    with pytest.warns(UserWarning, match="running it with built-in kernels"):
+        m = export.TFLiteModel(blob)
+    scores = m(data[:, 0])
+    # A dead layer gives every clip the same scores, from the logits layer's bias alone.
+    assert scores.shape == (10, 3) and np.allclose(scores, scores[0])
+
+
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"gone: data folder not found"):
         export.freeze(trained.checkpoint_path, tmp_path / "q", data_dir=tmp_path / "gone",
