@@ -464,6 +464,7 @@ class Chromium:
         self._pw: Any = None
         self.context: Any = None
         self.console: list[str] = []  # console errors and page errors, all pages
+        self.outside: list[str] = []  # requests a page made beyond 127.0.0.1 (should be none)
 
     def start(self) -> Chromium:
         from playwright.sync_api import sync_playwright
@@ -482,12 +483,20 @@ class Chromium:
         return self
 
     def new_page(self) -> Any:
-        """A new tab; its console errors and uncaught page errors go to :attr:`console`."""
+        """A new tab; its console errors and uncaught page errors go to :attr:`console`, and the
+        URL of any request it makes beyond 127.0.0.1 to :attr:`outside`."""
         page = self.context.new_page()
         page.on("console", lambda m: self.console.append(f"console.{m.type}: {m.text}")
                 if m.type in ("error",) else None)
         page.on("pageerror", lambda e: self.console.append(f"page error: {e}"))
+        page.on("request", self._note_request)
         return page
+
+    def _note_request(self, request: Any) -> None:
+        url = request.url
+        if not re.match(r"(https?|wss?)://(127\.0\.0\.1|localhost)[:/]|(blob|data|about):",
+                        url):
+            self.outside.append(url)
 
     def stop(self) -> None:
         """Close the browser; raise if any of its processes survive."""

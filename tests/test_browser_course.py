@@ -76,24 +76,34 @@ def browser() -> Iterator[Chromium]:
         yield chromium
 
 
+def _lessons() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(NOTEBOOKS.glob("*.ipynb"))}
+
+
 @contextmanager
 def serve(**options) -> Iterator[JupyterLab]:
-    """A JupyterLab for one test; afterwards none of its processes may be running."""
+    """A JupyterLab for one test; afterwards none of its processes may be running, and the
+    lessons in notebooks/ are byte for byte what they were (the server saved only its copy)."""
+    lessons = _lessons()
     with JupyterLab(**options) as lab:
         yield lab
         started = lab.processes()
         assert started, "the server should be running while in use"
     alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running after JupyterLab stopped: {alive}"
+    assert _lessons() == lessons, "a lesson in notebooks/ changed while JupyterLab served a copy"
 
 
 @contextmanager
 def notebook(browser: Chromium, lab: JupyterLab, name: str) -> Iterator[LabPage]:
+    """``name`` open in a new tab; afterwards the tab must not have reached beyond 127.0.0.1."""
     page = browser.new_page()
+    before = len(browser.outside)
     try:
         yield LabPage.open(page, lab, name)
     finally:
         page.close()
+    assert browser.outside[before:] == [], "the page made requests beyond 127.0.0.1"
 
 
 def _image_digest(locator) -> str | None:
