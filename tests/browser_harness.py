@@ -272,6 +272,8 @@ class JupyterLab:
                 port_trouble = re.search(r"(?i)address already in use|no available port|"
                                          r"ports? .*in use", self.log_text())
                 if not (exited and port_trouble) or attempt == 2:
+                    if self.tmp is not None and not os.environ.get("KWLESSON_KEEP_LAB"):
+                        shutil.rmtree(self.tmp, ignore_errors=True)  # the log is in the error
                     raise
                 port = free_port()  # it gave up (e.g. every port tried was taken): once more
         raise AssertionError("unreachable")

@@ -32,6 +32,7 @@ from browser_harness import (
     JupyterLab,
     LabPage,
     NotebookErrors,
+    ServerError,
     require_browser,
 )
 
@@ -134,6 +135,14 @@ def test_a_port_in_use_is_handled_and_nothing_is_left_running():
             assert (lab.root / LESSON_01).exists()
             assert lab.root != NOTEBOOKS and NOTEBOOKS not in lab.root.parents
             assert f"{port} is already in use" in lab.log_text()
+
+
+def test_a_server_not_ready_in_time_fails_with_its_log_and_is_stopped():
+    lab = JupyterLab(notebooks=[], startup_timeout=0.2)
+    with pytest.raises(ServerError, match=r"(?s)not ready after 0 s.*JupyterLab log \(tail\)"):
+        lab.start()
+    assert lab.process is not None and lab.process.poll() is not None, "the server was killed"
+    assert not lab.tmp.exists(), "its temporary folder was removed"
 
 
 # --------------------------------------------------------------------------------------------
