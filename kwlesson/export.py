@@ -224,7 +224,7 @@ def serving_module(model: Any, settings: FeatureSettings, labels: Sequence[str])
 
 def _front_end_nodes(float_model: bytes) -> list[str]:
     """Output tensor names of the ops that belong to the feature front end (and nothing else)."""
-    interp = _litert_interpreter(float_model)
+    interp = _litert_interpreter(float_model, delegate=False)
     tensors = interp.get_tensor_details()
     names = []
     for op in interp._get_ops_details():
@@ -525,7 +525,7 @@ def tflite_tensors(model: str | os.PathLike | bytes) -> dict[str, Any]:
     >>> tflite_tensors("/tmp/kws/model_micro.tflite")["inputs"][0]["dtype"]  # doctest: +SKIP
     'int8'
     """
-    interp = _litert_interpreter(model)
+    interp = _litert_interpreter(model, delegate=False)
 
     def describe(d: dict) -> dict[str, Any]:
         scale, zero = _quant(d)

@@ -470,6 +470,7 @@ def test_a_model_xnnpack_refuses_runs_with_litert_builtin_kernels():
     scores = m(data[:, 0])
     # A dead layer gives every clip the same scores, from the logits layer's bias alone.
     assert scores.shape == (10, 3) and np.allclose(scores, scores[0])
+    assert export.tflite_tensors(blob)["inputs"][0]["dtype"] == "int8"  # the card can list it
 
 
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
