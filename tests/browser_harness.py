@@ -474,8 +474,14 @@ class Chromium:
         self.profile = Path(tempfile.mkdtemp(prefix="kwlesson_chromium_"))
         self._pw = sync_playwright().start()
         try:
+            # Chromium's crash handler keeps its database under XDG_CONFIG_HOME and runs
+            # detached from the browser: inside the profile, it is named by its command line
+            # (so the leftover check sees it) and nothing is written to ~/.config.
+            env = dict(os.environ, XDG_CONFIG_HOME=str(self.profile / "config"),
+                       XDG_CACHE_HOME=str(self.profile / "cache"))
             self.context = self._pw.chromium.launch_persistent_context(
-                str(self.profile), executable_path=self.executable, headless=self.headless,
+                str(self.profile / "profile"), executable_path=self.executable,
+                headless=self.headless, env=env,
                 args=self.args, viewport={"width": self.viewport[0], "height": self.viewport[1]},
                 permissions=self.permissions or None, accept_downloads=False,
                 service_workers="block")

@@ -77,22 +77,19 @@ def browser() -> Iterator[Chromium]:
         yield chromium
 
 
-def _lessons() -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(NOTEBOOKS.glob("*.ipynb"))}
-
-
 @contextmanager
-def serve(**options) -> Iterator[JupyterLab]:
+def serve(lessons: tuple[str, ...] = (), **options) -> Iterator[JupyterLab]:
     """A JupyterLab for one test; afterwards none of its processes may be running, and the
-    lessons in notebooks/ are byte for byte what they were (the server saved only its copy)."""
-    lessons = _lessons()
+    ``lessons`` it served a copy of are byte for byte what they were in notebooks/."""
+    before = {name: (NOTEBOOKS / name).read_bytes() for name in lessons}
     with JupyterLab(**options) as lab:
         yield lab
         started = lab.processes()
         assert started, "the server should be running while in use"
     alive = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running after JupyterLab stopped: {alive}"
-    assert _lessons() == lessons, "a lesson in notebooks/ changed while JupyterLab served a copy"
+    changed = [name for name in lessons if (NOTEBOOKS / name).read_bytes() != before[name]]
+    assert not changed, f"changed in notebooks/ while JupyterLab served a copy: {changed}"
 
 
 @contextmanager
@@ -104,7 +101,8 @@ def notebook(browser: Chromium, lab: JupyterLab, name: str) -> Iterator[LabPage]
         yield LabPage.open(page, lab, name)
     finally:
         page.close()
-    assert browser.outside[before:] == [], "the page made requests beyond 127.0.0.1"
+    outside = browser.outside[before:]
+    assert not outside, f"the page made requests beyond 127.0.0.1: {outside[:5]}"
 
 
 def _image_digest(locator) -> str | None:
@@ -149,7 +147,8 @@ def test_a_server_not_ready_in_time_fails_with_its_log_and_is_stopped():
 # Lesson 01: Run All, then the explorer's slider
 
 def test_lesson_01_runs_and_the_explorer_follows_its_window_slider(browser):
-    with serve(notebooks=[LESSON_01]) as lab, notebook(browser, lab, LESSON_01) as nb:
+    with serve((LESSON_01,), notebooks=[LESSON_01]) as lab, \
+            notebook(browser, lab, LESSON_01) as nb:
         nb.run_all(timeout=300)
         nb.assert_no_errors()
         cell = nb.cell_locator("spectrogram_explorer(clip)")
@@ -190,7 +189,7 @@ def test_lesson_03_dashboard_draws_while_training_and_stop_saves_a_checkpoint(br
     files = {LESSON_03: _with_parameters(
         LESSON_03, f'STEPS = "{LONG_STEPS}"  # the browser test presses Stop long before\n')}
     run_dir = None
-    with serve(notebooks=[], extra_files=files) as lab, \
+    with serve((LESSON_03,), notebooks=[], extra_files=files) as lab, \
             notebook(browser, lab, LESSON_03) as nb:
         try:
             nb.run_all(wait=False)
