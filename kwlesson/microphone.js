@@ -18,8 +18,10 @@ class KwlessonCapture extends AudioWorkletProcessor {
   }
   process(inputs) {
     const input = inputs[0];
-    if (input && input.length > 0) {
-      const ch = input[0];
+    // An input with no channels is a source that is not playing (e.g. a track that ended):
+    // record silence, so the samples keep pace with the clock.
+    const ch = input && input.length > 0 ? input[0] : new Float32Array(128);
+    {
       for (let i = 0; i < ch.length; i++) {
         if (this.n === 0) this.first = currentFrame + i;
         this.buf[this.n++] = ch[i];
@@ -189,6 +191,7 @@ function render({ model, el }) {
         node.connect(sink);
         cap.node = node;
       }
+      root.dataset.how = how;
       const track = stream.getAudioTracks()[0];
       send({ type: "start", rate, seconds, how, device: track ? track.label : "",
              t: now() });

@@ -410,6 +410,9 @@ class Microphone:
         self.windows = 0
         self.chunks = 0
         self.dropped_chunks = 0
+        self.frame_gaps = 0  # browser chunks that did not start where the previous one ended
+        self.missing_frames = 0  # browser samples lost in those gaps (replaced by silence)
+        self._next_browser_frame: float | None = None
         self._capturing = False
         self._browser_open = False
         if self.labels:
@@ -646,8 +649,20 @@ class Microphone:
                 self.dropped_chunks += 1
                 return
             samples = np.frombuffer(bytes(buffers[0]), dtype=np.float32)
-            self.feed(samples, float(content.get("rate") or SAMPLE_RATE),
-                      capture_ms=content.get("t"))
+            rate = float(content.get("rate") or SAMPLE_RATE)
+            frame = content.get("frame")
+            if isinstance(frame, (int, float)):  # the audio clock's sample count: any holes?
+                expected = self._next_browser_frame
+                if expected is not None and frame != expected:
+                    # A busy machine can make the browser's audio thread skip: the audio is
+                    # lost, but silence in its place keeps the stream's times right.
+                    self.frame_gaps += 1
+                    missing = int(frame - expected)
+                    if 0 < missing <= 5 * rate:
+                        self.missing_frames += missing
+                        self.feed(np.zeros(missing, np.float32), rate)
+                self._next_browser_frame = frame + len(samples)
+            self.feed(samples, rate, capture_ms=content.get("t"))
         elif kind == "start":
             seconds = content.get("seconds")
             self._begin(seconds)

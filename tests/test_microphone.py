@@ -109,7 +109,7 @@ def test_browser_chunks_in_binary_buffers_are_recorded_like_fed_samples():
             {"type": "chunk", "rate": 48000, "seq": k, "frame": 4800 * k,
              "t": 1100.0 + 100 * k, "n": len(piece)}, [memoryview(piece.tobytes())]))
     by_msg.widget._handle_msg(comm_msg({"type": "stop", "t": 2200.0}))
-    assert by_msg.chunks == 10 and by_msg.how == "AudioWorklet"
+    assert by_msg.chunks == 10 and by_msg.how == "AudioWorklet" and by_msg.frame_gaps == 0
 
     by_feed = recorder()
     for piece in chunks(x, [4800]):
@@ -365,3 +365,14 @@ def test_the_recording_keeps_the_latest_max_seconds():
         clip = rec.stop()
         assert len(clip) == 2 * RATE
         np.testing.assert_array_equal(clip, x[-2 * RATE:])
+
+
+def test_a_hole_in_the_browser_audio_clock_is_counted_and_filled_with_silence():
+    mic = recorder()
+    mic.widget._handle_msg(comm_msg({"type": "start", "rate": 16000}))
+    for frame in (0, 1600, 4800):  # the audio from 3200 to 4800 never came
+        mic.widget._handle_msg(comm_msg({"type": "chunk", "rate": 16000, "frame": frame, "t": 0},
+                                        [memoryview(np.ones(1600, np.float32).tobytes())]))
+    clip = mic.stop()
+    assert (mic.frame_gaps, mic.missing_frames) == (1, 1600)
+    np.testing.assert_array_equal(clip, np.repeat([1, 1, 0, 1], 1600).astype(np.float32))
