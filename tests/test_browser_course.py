@@ -120,6 +120,19 @@ def _wait(what: str, predicate, timeout: float, poll: float = 0.25):
 
 
 # --------------------------------------------------------------------------------------------
+# Without chromium: a skip that says what to install, or a failure where it is required
+
+def test_without_chromium_the_tests_skip_or_fail_when_required(monkeypatch):
+    monkeypatch.setenv("KWLESSON_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("KWLESSON_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install chromium"):
+        require_browser()
+    monkeypatch.setenv("KWLESSON_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="KWLESSON_REQUIRE_BROWSER=1 but no chromium"):
+        require_browser()
+
+
+# --------------------------------------------------------------------------------------------
 # The server itself
 
 def test_a_port_in_use_is_handled_and_nothing_is_left_running():
