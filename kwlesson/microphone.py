@@ -450,7 +450,8 @@ class Microphone:
     def feed(self, samples: Any, sample_rate: float, *, capture_ms: float | None = None) -> None:
         """Add audio: ``samples`` (mono, or [frames, channels] mixed down) at ``sample_rate``.
         The same path as a browser chunk (``capture_ms``: the page clock when it was complete).
-        Starts a session if none is running; a new rate starts a new one.
+        Starts a session if none is running; a new rate mid-session empties the old resampler
+        into the stream and carries on at the new one.
 
         >>> mic = Microphone(); mic.feed(np.zeros(44100, np.float32), 44100)
         >>> mic.rate, round(mic.seconds, 2)

@@ -376,3 +376,11 @@ def test_a_hole_in_the_browser_audio_clock_is_counted_and_filled_with_silence():
     clip = mic.stop()
     assert (mic.frame_gaps, mic.missing_frames) == (1, 1600)
     np.testing.assert_array_equal(clip, np.repeat([1, 1, 0, 1], 1600).astype(np.float32))
+
+
+def test_a_new_rate_mid_session_carries_on():
+    mic = recorder()
+    mic.feed(tones(48000, 0.5), 48000)
+    mic.feed(tones(44100, 0.5), 44100)
+    clip = mic.stop()
+    assert mic.rate == 44100 and abs(len(clip) - RATE) <= 2
