@@ -104,16 +104,8 @@ class SVDF(keras.layers.Layer):
     def call(self, inputs):
         # Feature filters on every frame: [batch, frames, bins] @ [bins, filters].
         activations = ops.matmul(inputs, self.weights_frequency)
-        # Time filters: weight each frame's activation and sum over the memory (frames), as
-        # a depthwise convolution whose kernel spans all frames: the same sums, but int8
-        # runtimes accumulate them in int32 (TensorFlow Lite Micro and LiteRT agree bit for
-        # bit there; an int8 SUM they round differently, and the dense layers after it grew
-        # one step of difference into different top labels on 3% of clips).
-        frames = int(self.weights_time.shape[1])
-        images = ops.expand_dims(activations, 2)  # [batch, frames, 1, filters]
-        kernel = ops.reshape(ops.transpose(self.weights_time), (frames, 1, self.num_filters, 1))
-        outputs = ops.depthwise_conv(images, kernel, strides=1, padding="valid")
-        outputs = ops.reshape(outputs, (-1, self.num_filters))
+        # Time filters: weight each frame's activation and sum over the memory (frames).
+        outputs = ops.sum(activations * ops.transpose(self.weights_time), axis=1)
         outputs = ops.reshape(outputs, (-1, self.num_units, self.rank))
         return ops.sum(outputs, axis=-1) + self.bias
 
