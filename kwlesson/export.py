@@ -1374,9 +1374,11 @@ def wav_to_spectrogram(
 def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str | None = None,
                 data_dir: str | None = None,
                 calibration_clips: int = DEFAULT_CALIBRATION_CLIPS,
-                quantize: bool = True, verify_split: str | None = None) -> int:
+                quantize: bool = True, verify_split: str | None = None,
+                calibration: str | None = None) -> int:
     """``kwlesson freeze --start_checkpoint CKPT --output_dir DIR``; 0 on success, 2 on bad
     input, 1 when a conversion failed or ``verify_split`` was given and a check failed.
+    ``calibration``: the int8 range rule, as :func:`freeze` (None: the better of both).
 
     >>> main_freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
     0
@@ -1384,7 +1386,7 @@ def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str 
     try:
         result = freeze(start_checkpoint, output_dir, model_architecture=model_architecture,
                         data_dir=data_dir, calibration_clips=calibration_clips,
-                        quantize=quantize)
+                        quantize=quantize, calibration=calibration)
         if verify_split:
             report = verify(result.output_dir, data_dir, split=verify_split)
             print(format_verification(report))
