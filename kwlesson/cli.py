@@ -132,7 +132,10 @@ def _freeze(args: argparse.Namespace) -> int:
     return export.main_freeze(args.start_checkpoint, args.output_dir,
                               model_architecture=args.model_architecture,
                               data_dir=args.data_dir, quantize=not args.no_quantize,
-                              verify_split=args.verify)
+                              verify_split=args.verify, calibration=args.calibration,
+                              calibration_clips=(export.DEFAULT_CALIBRATION_CLIPS
+                                                 if args.calibration_clips is None
+                                                 else args.calibration_clips))
 
 
 def _label_wav(args: argparse.Namespace) -> int:
@@ -275,8 +278,14 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     freeze_cmd.add_argument("--data_dir", default=None,
                             help="training clips for int8 calibration (default: the run's)")
     freeze_cmd.add_argument("--no_quantize", action="store_true", help="float models only")
+    freeze_cmd.add_argument("--calibration", default=None, choices=["average", "minmax"],
+                            help="int8 activation ranges: each clip's min/max averaged, or the "
+                                 "min/max over all clips (default: try both, keep the one that "
+                                 "agrees more with float)")
+    freeze_cmd.add_argument("--calibration_clips", type=int, default=None,
+                            help="training clips to calibrate int8 on (default: 300)")
     freeze_cmd.add_argument("--verify", default=None,
-                            choices=["training", "validation", "testing"],
+                            choices=["training", "validation", "testing", "validation+testing"],
                             help="check the exported models against Keras on this split")
     freeze_cmd.set_defaults(func=_freeze)
 

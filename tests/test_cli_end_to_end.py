@@ -58,6 +58,22 @@ def test_freeze_then_label_wav(workflow, capsys):
     assert "(score = " in capsys.readouterr().out
 
 
+def test_freeze_calibration_flags_reach_the_model_card(workflow, capsys):
+    root, _, train_dir = workflow
+    export_dir = root / "export_minmax"
+    assert cli.main(["freeze", "--start_checkpoint", str(train_dir), "--output_dir",
+                     str(export_dir), "--calibration", "minmax",
+                     "--calibration_clips", "20"]) == 0
+    calibration = json.loads((export_dir / "model_card.json").read_text())["calibration"]
+    assert calibration["ranges"] == "minmax"
+    assert calibration["clips"] == 20
+    assert list(calibration["micro_float_top1_agreement_on_check_clips"]) == ["minmax"]
+    capsys.readouterr()
+    assert cli.main(["freeze", "--start_checkpoint", str(train_dir), "--output_dir",
+                     str(root / "export_none"), "--calibration_clips", "0"]) == 2
+    assert "calibration needs at least 1 clip" in capsys.readouterr().err
+
+
 def test_wav_to_spectrogram_writes_a_png(workflow):
     root, data, _ = workflow
     wav = sorted((data / "no").glob("*.wav"))[0]
