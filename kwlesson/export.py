@@ -595,9 +595,22 @@ def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSetting
     frames, bins = settings.shape
     guard = "KWLESSON_MODEL_DATA_H_"
     note = f"// {source_note}\n" if source_note else ""
+    if settings.normalized:
+        def floats(values: Sequence[float]) -> str:
+            return ", ".join(f"{v!r}f" for v in values)
+
+        what = (f"normalised features ({settings.preprocess}, then per bin\n"
+                "//   x = (feature - kFeatureMean[bin]) / kFeatureScale[bin])")
+        norm = (f"constexpr bool kFeatureNormalized = true;\n"
+                f"constexpr float kFeatureMean[kFeatureBins] = {{{floats(settings.feature_mean)}}};\n"
+                f"constexpr float kFeatureScale[kFeatureBins] = "
+                f"{{{floats(settings.feature_scale)}}};\n")
+    else:
+        what = f"features ({settings.preprocess})"
+        norm = "constexpr bool kFeatureNormalized = false;\n"
     header = f"""\
 // The int8 keyword-spotting model for TensorFlow Lite Micro, written by kwlesson.export.
-{note}// Input: int8 [1, {frames}, {bins}] features ({settings.preprocess}), quantised as
+{note}// Input: int8 [1, {frames}, {bins}] {what}, quantised as
 //   q = round(x / kInputScale) + kInputZeroPoint.
 // Output: int8 [1, {len(labels)}] scores, probability = (q - kOutputZeroPoint) * kOutputScale.
 #ifndef {guard}
@@ -612,7 +625,7 @@ constexpr float kInputScale = {inp['scale']!r}f;
 constexpr int kInputZeroPoint = {inp['zero_point']};
 constexpr float kOutputScale = {out['scale']!r}f;
 constexpr int kOutputZeroPoint = {out['zero_point']};
-
+{norm}
 extern const char* const kLabels[kLabelCount];
 extern const unsigned char {MICRO_ARRAY}[];
 extern const unsigned int {MICRO_ARRAY}_len;
@@ -905,8 +918,10 @@ def freeze(
         what = {FLOAT_TFLITE: "float32; raw audio in, probabilities out",
                 INT8_TFLITE: "int8 weights and activations (FFT in float); raw float audio "
                              "in, float probabilities out",
-                MICRO_TFLITE: "int8 only, for TensorFlow Lite Micro; int8 features in, int8 "
-                              "softmax scores out"}
+                MICRO_TFLITE: "int8 only, for TensorFlow Lite Micro; int8 "
+                              + ("normalised features (see feature_normalization)"
+                                 if settings.normalized else "features")
+                              + " in, int8 softmax scores out"}
         for name in blobs:
             card_files[name] = {"format": "TFLite flatbuffer (LiteRT)", "what": what[name],
                                 **tensors[name]}
@@ -917,7 +932,9 @@ def freeze(
                 "alignment": 16, "header": MICRO_HEADER}
             card_files[MICRO_HEADER] = {"format": "C++ header", "declares": [
                 MICRO_ARRAY, f"{MICRO_ARRAY}_len", "kLabels", "kInputScale", "kInputZeroPoint",
-                "kOutputScale", "kOutputZeroPoint", "kFeatureFrames", "kFeatureBins"]}
+                "kOutputScale", "kOutputZeroPoint", "kFeatureFrames", "kFeatureBins",
+                "kFeatureNormalized"] + (["kFeatureMean", "kFeatureScale"]
+                                         if settings.normalized else [])}
         card_files[LABELS_FILE] = {"format": "text, one label per line, in output order"}
         for name, path in files.items():
             card_files[name]["bytes"] = _file_size(path)
@@ -933,6 +950,12 @@ def freeze(
             "clip_duration_ms": settings.clip_duration_ms,
             "feature_settings": settings.to_dict(),
             "feature_shape": list(settings.shape),
+            "feature_normalization": (None if not settings.normalized else {
+                "formula": "(feature - mean[bin]) / scale[bin], after the "
+                           f"{settings.preprocess} features, before the network",
+                "mean": list(settings.feature_mean), "scale": list(settings.feature_scale),
+                "inside": [FLOAT_TFLITE, INT8_TFLITE, SAVED_MODEL_DIR],
+                "caller_applies": [MICRO_TFLITE]}),
             "parameters": int(model.count_params()),
             "macs": int(count_macs(model)),
             "calibration": (None if calib is None else {

@@ -25,6 +25,11 @@ Choices, and why:
   coefficient 0, which is sqrt(2) larger).
 * ``log_mel``: the same mel filterbank and log with ``feature_bin_count`` channels, so with the
   default 40 bins ``mfcc`` is exactly the DCT of ``log_mel``.
+* Per-bin normalisation (optional, ``feature_mean`` / ``feature_scale``): MFCC coefficient 0
+  spans about -124..25 while the last ones stay within +-1, so an int8 input with one scale for
+  all bins leaves the small coefficients a handful of steps. Training (``normalize_features``)
+  measures each bin's mean and spread on training clips once and stores them in these
+  settings; every consumer of the settings then computes ``(x - mean) / scale``.
 * The mel matrix (HTK mel scale, ``tf.signal.linear_to_mel_weight_matrix``) and the DCT matrix
   are computed once and embedded as constants; the DCT is a plain matrix product, not
   ``tf.signal.dct`` (an FFT of complex numbers), which TFLite converters handle more easily.
@@ -64,6 +69,7 @@ __all__ = [
     "mfcc",
     "average",
     "FeatureLayer",
+    "normalization_stats",
 ]
 
 PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average")
@@ -95,6 +101,12 @@ class FeatureSettings:
     window_stride_ms: float = 10.0
     feature_bin_count: int = 40
     preprocess: str = "mfcc"
+    #: Per-bin normalisation, applied last: (x - feature_mean) / feature_scale. None (the
+    #: default, and what runs from before it existed store) leaves the features as computed.
+    #: Training computes both from training clips (``TrainConfig.normalize_features``), so
+    #: every consumer of these settings (evaluation, export, streaming) applies the same.
+    feature_mean: tuple[float, ...] | None = None
+    feature_scale: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.preprocess not in PREPROCESS_CHOICES:
@@ -130,6 +142,42 @@ class FeatureSettings:
                 f"mel features go up to {MEL_UPPER_HZ:g} Hz, which needs a sample rate of at "
                 f"least {2 * MEL_UPPER_HZ:g} Hz, not {self.sample_rate}"
             )
+        self._check_normalisation()
+
+    def _check_normalisation(self) -> None:
+        if (self.feature_mean is None) != (self.feature_scale is None):
+            raise ValueError("feature_mean and feature_scale go together: give both or neither")
+        if self.feature_mean is None:
+            return
+        for name in ("feature_mean", "feature_scale"):
+            try:
+                values = tuple(float(v) for v in getattr(self, name))
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be a sequence of numbers, "
+                                 f"not {getattr(self, name)!r}") from None
+            if len(values) != self.fingerprint_width:
+                raise ValueError(f"{name} has {len(values)} values but the features have "
+                                 f"{self.fingerprint_width} bins")
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{name} must be finite numbers")
+            # JSON gives lists; tuples keep the settings hashable and comparable.
+            object.__setattr__(self, name, values)
+        if not all(v > 0 for v in self.feature_scale):
+            raise ValueError("feature_scale must be positive in every bin")
+
+    @property
+    def normalized(self) -> bool:
+        """True when features are normalised per bin (feature_mean / feature_scale set)."""
+        return self.feature_mean is not None
+
+    def without_normalization(self) -> FeatureSettings:
+        """The same settings with no per-bin normalisation (the raw features).
+
+        >>> FeatureSettings(feature_bin_count=2, feature_mean=(0, 1),
+        ...                 feature_scale=(1, 2)).without_normalization().normalized
+        False
+        """
+        return dataclasses.replace(self, feature_mean=None, feature_scale=None)
 
     # The reference truncates with int(), so 30 ms at 16 kHz is 480 samples.
     @property
@@ -343,10 +391,42 @@ def compute_features(audio: Any, settings: FeatureSettings) -> tf.Tensor:
     A clip of ``settings.desired_samples`` gives ``settings.shape``; other lengths give
     ``1 + (samples - window) // stride`` frames.
 
+    With ``settings.feature_mean`` / ``feature_scale`` set, each bin is then normalised:
+    ``(x - mean) * (1 / scale)``.
+
     >>> compute_features(np.zeros([4, 16000], np.float32), FeatureSettings()).shape
     TensorShape([4, 98, 40])
     """
-    return _DISPATCH[settings.preprocess](audio, settings)
+    features = _DISPATCH[settings.preprocess](audio, settings)
+    if settings.feature_mean is None:
+        return features
+    # Two constants and two elementwise ops: they convert to TFLite SUB/MUL and stay cheap.
+    mean = tf.constant(np.asarray(settings.feature_mean, np.float32))
+    inv_scale = tf.constant((1.0 / np.asarray(settings.feature_scale, np.float64))
+                            .astype(np.float32))
+    return (features - mean) * inv_scale
+
+
+def normalization_stats(features: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, scale) per bin of raw features [clips, frames, bins], for ``FeatureSettings``.
+
+    The mean is the per-bin mean; the scale is the per-bin standard deviation, floored at
+    1e-3 of the largest bin's (and at 1e-6) so a constant bin does not blow up.
+
+    >>> m, s = normalization_stats(np.stack([np.zeros([3, 2]), np.ones([3, 2])]))
+    >>> m, s
+    ((0.5, 0.5), (0.5, 0.5))
+    """
+    x = np.asarray(features, np.float64)
+    x = x.reshape(-1, x.shape[-1])
+    if x.shape[0] == 0:
+        raise ValueError("normalisation needs at least one frame of features")
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std = np.maximum(std, max(1e-6, 1e-3 * float(std.max())))
+    # float32 values, stored as Python floats: what the model computes with, exact in JSON.
+    return (tuple(float(v) for v in mean.astype(np.float32)),
+            tuple(float(v) for v in std.astype(np.float32)))
 
 
 @keras.saving.register_keras_serializable(package="kwlesson")

@@ -94,7 +94,8 @@ class TrainConfig:
 
     Each field's ``metadata["help"]`` (and ``metadata["choices"]`` where there are any) is the
     flag's help text, so the command line is generated from this class. ``background_dir``,
-    ``seed``, ``distribute``, ``max_to_keep`` and ``progress_seconds`` are new.
+    ``seed``, ``distribute``, ``max_to_keep``, ``progress_seconds`` and ``normalize_features``
+    are new.
 
     >>> cfg = TrainConfig(model_architecture="tiny_conv", how_many_training_steps="300,100")
     >>> cfg.schedule()
@@ -156,6 +157,12 @@ class TrainConfig:
     max_to_keep: int = _opt(5, "How many recent checkpoints to keep in train_dir.")
     progress_seconds: float = _opt(5.0, "How often the text progress prints a step line "
                                    "(0: every step).")
+    normalize_features: bool = _opt(False, "Normalise each feature bin to zero mean and unit "
+                                    "scale, with statistics taken once from training clips "
+                                    "and stored with the run (export and streaming apply "
+                                    "them too). Keeps int8 close to float, but cost tiny_conv "
+                                    "float accuracy in benchmarks/RESULTS.md, so it is off "
+                                    "by default.")
 
     def schedule(self) -> list[tuple[int, float]]:
         """(steps, learning rate) per phase, checked; see :func:`parse_schedule`."""
@@ -166,7 +173,9 @@ class TrainConfig:
         return sum(n for n, _ in self.schedule())
 
     def feature_settings(self) -> FeatureSettings:
-        """The :class:`~kwlesson.features.FeatureSettings` these flags describe."""
+        """The :class:`~kwlesson.features.FeatureSettings` these flags describe, without the
+        per-bin normalisation (its statistics come from data: see :func:`train`, and use the
+        settings stored with a run, ``TrainedModel.settings``, to compute its features)."""
         return FeatureSettings(
             sample_rate=self.sample_rate, clip_duration_ms=self.clip_duration_ms,
             window_size_ms=self.window_size_ms, window_stride_ms=self.window_stride_ms,
@@ -869,6 +878,25 @@ def _accuracy(confusion: np.ndarray) -> float:
     return float(np.trace(confusion) / n) if n else 0.0
 
 
+#: Training clips the per-bin feature statistics are taken from (fixed draw, seeded).
+NORMALIZATION_CLIPS = 500
+
+
+def _normalized_settings(data: Any, config: TrainConfig, settings: FeatureSettings
+                         ) -> FeatureSettings:
+    """``settings`` with per-bin mean and scale of up to :data:`NORMALIZATION_CLIPS` training
+    clips (drawn with ``config.seed``, no augmentation)."""
+    from kwlesson.features import normalization_stats
+
+    raw = settings.without_normalization()
+    ds = data.dataset("training", raw, batch_size=NORMALIZATION_CLIPS, shuffle=True,
+                      augment=False, repeat=False, seed=config.seed)
+    for feats, _ in ds.take(1):
+        mean, scale = normalization_stats(np.asarray(feats))
+        return dataclasses.replace(raw, feature_mean=mean, feature_scale=scale)
+    raise ValueError(f"{config.data_dir}: the training split is empty; nothing to train on")
+
+
 # --------------------------------------------------------------------------------------------
 # Training
 
@@ -942,12 +970,29 @@ def train(config: TrainConfig | None = None,
         try:
             _, old_settings, old_labels = read_run_files(start_path)
         except FileNotFoundError:
+            if config.normalize_features:
+                raise ValueError(
+                    f"{start_path}: no <arch>_config.json next to it, so its feature "
+                    "normalisation is unknown; resume from its train_dir, or set "
+                    "normalize_features=False if it was trained without one") from None
             old_settings, old_labels = settings, labels  # a bare checkpoint: trust the caller
-        if old_labels != labels or old_settings != settings:
+        if old_labels != labels or old_settings.without_normalization() != settings:
             raise ValueError(
                 f"{start_path}: was trained with labels {old_labels} and features "
-                f"{old_settings.to_dict()}, but this run has labels {labels} and features "
-                f"{settings.to_dict()}; use the same wanted_words and feature flags")
+                f"{old_settings.without_normalization().to_dict()}, but this run has labels "
+                f"{labels} and features {settings.to_dict()}; use the same wanted_words and "
+                "feature flags")
+        if old_settings.normalized != config.normalize_features:
+            raise ValueError(
+                f"{start_path}: was trained {'with' if old_settings.normalized else 'without'} "
+                f"feature normalisation; resume with "
+                f"normalize_features={old_settings.normalized}")
+        # The stored statistics, never recomputed: the weights were trained on them.
+        settings = old_settings
+    elif config.normalize_features:
+        settings = _normalized_settings(data, config, settings)
+        # Drawing the clips must not change what follows: same weights and batches as ever.
+        keras.utils.set_random_seed(config.seed)
     _write_run_files(config, settings, labels)
 
     with strategy.scope():

@@ -72,7 +72,7 @@ def trained(corpus, tmp_path_factory):
         data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
         how_many_training_steps="150,50", learning_rate="0.01,0.002", batch_size=20,
         optimizer="adam", eval_step_interval=200, save_step_interval=200,
-        validation_percentage=30.0, testing_percentage=10.0,
+        validation_percentage=30.0, testing_percentage=10.0, normalize_features=True,
         train_dir=str(run / "train"), summaries_dir=str(run / "logs"), verbosity="warn", seed=3)
     return train(cfg)
 
@@ -134,6 +134,13 @@ def test_freeze_writes_every_file_and_a_complete_model_card(exported, card, trai
         "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "MEAN",
         "MAX_POOL_2D", "AVERAGE_POOL_2D", "MUL", "SUM", "RELU", "ADD"}
     assert files[export.MICRO_SOURCE]["length"] == files[export.MICRO_TFLITE]["bytes"]
+    # The micro model takes normalised features: the card says how to make them.
+    assert trained.settings.normalized
+    norm = card["feature_normalization"]
+    assert norm["mean"] == list(trained.settings.feature_mean)
+    assert norm["scale"] == list(trained.settings.feature_scale)
+    assert export.MICRO_TFLITE in norm["caller_applies"]
+    assert "normalised features" in files[export.MICRO_TFLITE]["what"]
     assert card["calibration"]["clips"] == 60
     assert card["calibration"]["int8_float_top1_agreement"] >= 0.9
     # Both range rules were tried; the one kept agrees at least as well as the other.
@@ -197,6 +204,12 @@ def test_c_array_is_the_micro_model(exported, card):
     assert f"constexpr int kInputZeroPoint = {micro_in['zero_point']};" in header
     assert f"constexpr int kLabelCount = {len(card['labels'])};" in header
     assert all(f'"{label}"' in source for label in card["labels"])
+    assert "constexpr bool kFeatureNormalized = true;" in header
+    mean = re.search(r"kFeatureMean\[kFeatureBins\] = \{([^}]*)\}", header).group(1)
+    scale = re.search(r"kFeatureScale\[kFeatureBins\] = \{([^}]*)\}", header).group(1)
+    assert [float(v.rstrip("f")) for v in mean.split(", ")] == card["feature_normalization"]["mean"]
+    assert [float(v.rstrip("f")) for v in scale.split(", ")] == \
+        card["feature_normalization"]["scale"]
     compiler = shutil.which("g++") or shutil.which("c++")
     if compiler:  # the strongest check that it is valid C++: compile it
         done = subprocess.run([compiler, "-std=c++17", "-Wall", "-Werror", "-fsyntax-only",

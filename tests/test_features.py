@@ -347,3 +347,67 @@ def test_real_yes_clip_gives_finite_features_with_speech_in_them():
     # A word is louder than the quietest part of its clip by a wide margin (> 20 dB in power).
     frame_power = power_spectrogram(x, FeatureSettings()).numpy().sum(axis=1)
     assert frame_power.max() > 100 * np.percentile(frame_power, 5)
+
+
+# -- per-bin normalisation --------------------------------------------------------------------
+
+def test_normalisation_is_applied_last_per_bin():
+    raw = FeatureSettings(feature_bin_count=13)
+    rng = np.random.default_rng(0)
+    mean = tuple(float(v) for v in rng.standard_normal(13))
+    scale = tuple(float(v) for v in rng.uniform(0.5, 3.0, 13))
+    norm = FeatureSettings(feature_bin_count=13, feature_mean=mean, feature_scale=scale)
+    audio = (0.1 * rng.standard_normal((2, SR))).astype(np.float32)
+    want = (compute_features(audio, raw).numpy() - np.float32(mean)) / np.float32(scale)
+    np.testing.assert_allclose(compute_features(audio, norm).numpy(), want, rtol=1e-5,
+                               atol=1e-5)
+    assert norm.shape == raw.shape and norm.normalized and not raw.normalized
+    assert norm.without_normalization() == raw
+    # Inside an exported model too: FeatureLayer reads the same settings.
+    layer = FeatureLayer(norm.to_dict())
+    np.testing.assert_allclose(layer(audio).numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_normalisation_round_trips_and_old_settings_load_unnormalised():
+    import json
+
+    norm = FeatureSettings(feature_bin_count=2, preprocess="log_mel", feature_mean=(1.5, -2.0),
+                           feature_scale=(0.25, 4.0))
+    back = FeatureSettings.from_dict(json.loads(json.dumps(norm.to_dict())))
+    assert back == norm and hash(back) == hash(norm)
+    # What runs from before normalisation existed stored: no such keys, plain features.
+    old = FeatureSettings.from_dict({"sample_rate": 16000, "clip_duration_ms": 1000,
+                                     "window_size_ms": 30.0, "window_stride_ms": 10.0,
+                                     "feature_bin_count": 40, "preprocess": "mfcc"})
+    assert old == FeatureSettings() and not old.normalized
+    audio = np.random.default_rng(1).standard_normal(SR).astype(np.float32) * 0.1
+    np.testing.assert_array_equal(compute_features(audio, old).numpy(),
+                                  mfcc(audio, FeatureSettings()).numpy())
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"feature_mean": (0.0,) * 40}, "go together"),
+    ({"feature_mean": (0.0,) * 39, "feature_scale": (1.0,) * 39}, "39 values but the features "
+                                                                  "have 40 bins"),
+    ({"feature_mean": (0.0,) * 40, "feature_scale": (1.0,) * 39 + (0.0,)}, "positive"),
+    ({"feature_mean": (float("nan"),) * 40, "feature_scale": (1.0,) * 40}, "finite"),
+    ({"feature_mean": "abc", "feature_scale": (1.0,) * 40}, "sequence of numbers"),
+])
+def test_bad_normalisation_is_a_clear_error(change, match):
+    with pytest.raises(ValueError, match=match):
+        FeatureSettings(**change)
+
+
+def test_normalization_stats_give_zero_mean_unit_scale():
+    from kwlesson.features import normalization_stats
+
+    rng = np.random.default_rng(2)
+    x = rng.normal([-100.0, 3.0, 0.01], [30.0, 1.0, 0.1], size=(50, 98, 3))
+    mean, scale = normalization_stats(x)
+    z = (x - np.array(mean)) / np.array(scale)
+    np.testing.assert_allclose(z.reshape(-1, 3).mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(z.reshape(-1, 3).std(axis=0), 1, atol=1e-3)
+    # A constant bin gets a floor, not a division by zero.
+    const = np.concatenate([x[:, :, :1], np.full((50, 98, 1), 7.0)], axis=-1)
+    mean, scale = normalization_stats(const)
+    assert mean[1] == 7.0 and 0 < scale[1] < 1e-1 * scale[0]

@@ -349,6 +349,85 @@ def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path, capl
     for step, m in rec.steps:
         assert m["cross_entropy"] == pytest.approx(full[step]["cross_entropy"], abs=1e-5)
     assert second.validation[-1] == pytest.approx(result.validation[-1])
+    assert second.settings == first.settings == result.settings
+
+
+@pytest.fixture(scope="module")
+def norm_run(corpus, tmp_path_factory):
+    """The full run's config with per-bin feature normalisation on."""
+    run_dir = tmp_path_factory.mktemp("norm")
+    return train(config_for(corpus, run_dir, normalize_features=True), [])
+
+
+def test_resume_reuses_the_stored_feature_statistics(corpus, norm_run, tmp_path, monkeypatch):
+    cfg = config_for(corpus, tmp_path, normalize_features=True)
+    first = train(cfg, Recorder(stop_at=13))
+    assert first.settings == norm_run.settings  # the same seeded draw of clips
+    stored = json.loads((Path(first.train_dir) / "tiny_conv_config.json").read_text())
+    import kwlesson.training as training
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("resume recomputed the feature statistics")
+
+    monkeypatch.setattr(training, "_normalized_settings", no_recompute)
+    second = train(dataclasses.replace(cfg, start_checkpoint=first.checkpoint_path), [])
+    assert second.settings == first.settings and second.step == 30
+    # Still an exact resume: the same weights as the uninterrupted normalised run.
+    for a, b in zip(weights(norm_run.model), weights(second.model)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    again = json.loads((Path(first.train_dir) / "tiny_conv_config.json").read_text())
+    assert again["feature_settings"] == stored["feature_settings"]
+    # A run trained with normalisation cannot be resumed without it (and vice versa).
+    with pytest.raises(ValueError, match="trained with feature normalisation; resume with "
+                                         "normalize_features=True"):
+        train(dataclasses.replace(cfg, start_checkpoint=first.checkpoint_path,
+                                  normalize_features=False), [])
+
+
+def test_normalised_features_have_zero_mean_unit_scale_on_training_clips(norm_run):
+    result = norm_run
+    settings = result.settings
+    assert settings.normalized and len(settings.feature_mean) == 40
+    data = SpeechCommands(result.config.data_dir, WORDS, seed=7, progress=False)
+    feats = np.concatenate([x.numpy() for x, _ in data.dataset(
+        "training", settings, batch_size=100, shuffle=False, augment=False, repeat=False)])
+    per_bin = feats.reshape(-1, 40)
+    np.testing.assert_allclose(per_bin.mean(axis=0), 0, atol=0.15)
+    np.testing.assert_allclose(per_bin.std(axis=0), 1, atol=0.15)
+    # The raw MFCCs are far from that: coefficient 0 sits far below zero.
+    raw = np.concatenate([x.numpy() for x, _ in data.dataset(
+        "training", settings.without_normalization(), batch_size=100, shuffle=False,
+        augment=False, repeat=False)]).reshape(-1, 40)
+    assert raw[:, 0].mean() < -5 and raw.std(axis=0).max() / raw.std(axis=0).min() > 10
+
+
+def test_normalisation_is_off_by_default(full_run):
+    result, _, _, _ = full_run
+    assert result.config.normalize_features is False and not result.settings.normalized
+    assert result.settings == result.config.feature_settings()
+    doc = json.loads((Path(result.train_dir) / "tiny_conv_config.json").read_text())
+    assert doc["feature_settings"]["feature_mean"] is None
+
+
+def test_run_without_stored_statistics_loads_unnormalised(full_run, tmp_path):
+    """A run written before normalisation existed: no statistics, no normalize_features."""
+    import shutil
+
+    result, _, _, _ = full_run
+    old = tmp_path / "old"
+    shutil.copytree(result.train_dir, old)
+    path = old / "tiny_conv_config.json"
+    doc = json.loads(path.read_text())
+    del doc["feature_settings"]["feature_mean"], doc["feature_settings"]["feature_scale"]
+    del doc["train_config"]["normalize_features"]
+    path.write_text(json.dumps(doc))
+    tm = load_trained(old)
+    assert not tm.settings.normalized and tm.settings == tm.config.feature_settings()
+    clip = np.random.default_rng(0).standard_normal((1, 16000)).astype(np.float32) * 0.1
+    from kwlesson.features import compute_features, mfcc
+
+    np.testing.assert_array_equal(compute_features(clip, tm.settings).numpy(),
+                                  mfcc(clip, tm.settings).numpy())
 
 
 def test_same_seed_same_result(corpus, full_run, tmp_path):
