@@ -22,6 +22,7 @@ RESULTS.md. Trained runs are kept in ``--work`` so a re-run only re-freezes and 
 
     python benchmarks/bench_verification.py                    # both data sets
     python benchmarks/bench_verification.py --datasets real --work /tmp/kwverify
+    python benchmarks/bench_verification.py --normalize_features --work /tmp/kwverify
 """
 
 from __future__ import annotations
@@ -54,10 +55,13 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def real_checkpoint(arch: str, data_dir: Path, noise_dir: Path | None, work: Path) -> str:
+def real_checkpoint(arch: str, data_dir: Path, noise_dir: Path | None, work: Path,
+                    normalize: bool = False) -> str:
     """Train ``arch`` on the real sample (validation 11 / testing 1) unless already done."""
     recipe = dict(RECIPES[REAL_MODELS[arch]])
-    train_dir = work / f"real_{arch}"
+    if normalize:
+        recipe["normalize_features"] = True
+    train_dir = work / f"real_{arch}{'_norm' if normalize else ''}"
     total = sum(int(n) for n in recipe["how_many_training_steps"].split(","))
     ckpt = latest_checkpoint(train_dir, arch)
     if ckpt is not None and ckpt.endswith(f"-{total}"):
@@ -68,7 +72,7 @@ def real_checkpoint(arch: str, data_dir: Path, noise_dir: Path | None, work: Pat
         "background_dir": str(noise_dir) if noise_dir else "",
         "validation_percentage": 11.0, "testing_percentage": 1.0,
         "save_step_interval": total, "train_dir": str(train_dir),
-        "summaries_dir": str(work / f"real_{arch}_logs"), "verbosity": "warn", "seed": 1})
+        "summaries_dir": str(train_dir) + "_logs", "verbosity": "warn", "seed": 1})
     return train(cfg).checkpoint_path
 
 
@@ -96,6 +100,9 @@ def main() -> None:
                         help="where trained runs and exports go (kept: a re-run reuses them)")
     parser.add_argument("--real_models", default=",".join(REAL_MODELS))
     parser.add_argument("--calibration_clips", type=int, default=export.DEFAULT_CALIBRATION_CLIPS)
+    parser.add_argument("--normalize_features", action="store_true",
+                        help="train (and take the quick model) with per-bin feature "
+                             "normalisation (TrainConfig.normalize_features)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_verification_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -114,7 +121,7 @@ def main() -> None:
     jobs: list[tuple[str, str, str, list[str]]] = []
     fresh = None
     if "offline" in datasets:
-        tm = quick_model()
+        tm = quick_model(**({"normalize_features": True} if args.normalize_features else {}))
         jobs.append(("offline", f"tiny_conv quick model, {tm.step} steps", tm.checkpoint_path,
                      ["validation", "testing", "validation+testing"]))
         # Its held-out splits hold under 300 clips (1 point = 3 clips): also verify on a second
@@ -139,12 +146,14 @@ def main() -> None:
         else:
             noise = shared / "background_noise" / "_background_noise_"
             for arch in [a.strip() for a in args.real_models.split(",") if a.strip()]:
-                ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None, work)
+                ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None, work,
+                                       args.normalize_features)
                 steps = ckpt.rsplit("-", 1)[-1]
                 jobs.append(("real (11/1)", f"{arch} `{REAL_MODELS[arch]}`, {steps} steps",
                              ckpt, ["validation", "validation+testing"]))
     for dataset, name, ckpt, splits in jobs:
-        out = work / f"export_{dataset.split()[0]}_{Path(ckpt).name}"
+        out = work / (f"export_{dataset.split()[0]}_{Path(ckpt).name}"
+                      + ("_norm" if args.normalize_features else ""))
         export.freeze(ckpt, out, calibration_clips=args.calibration_clips,
                       stream=io.StringIO())
         rule = export.load_model_card(out)["calibration"]["ranges"]
