@@ -9,11 +9,10 @@ import asyncio
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from tone_corpus import make_steady_tone_corpus
 
 from kwlesson import widgets as widgets_module
-from kwlesson.audio import write_wav
 from kwlesson.checks import check_03_learning_rate
 from kwlesson.training import TrainConfig, checkpoint_prefix, latest_checkpoint
 from kwlesson.widgets import DASHBOARD_REPR, TrainingDashboard, train_with_dashboard_async
@@ -51,19 +50,8 @@ def test_the_lesson_awaits_the_dashboard_and_stores_it():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """Two tone 'words' and an unknown one, a dozen 1-s clips each, plus a noise clip."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(WORDS + ("cat",)):
-        (root / word).mkdir()
-        for i in range(12):
-            f = 500.0 * (k + 1) * (1 + 0.03 * rng.standard_normal())
-            x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
-            write_wav(root / word / f"{i:04x}{k:02x}ef_nohash_0.wav", x.astype(np.float32))
-    (root / "_background_noise_").mkdir()
-    write_wav(root / "_background_noise_" / "white_noise.wav",
-              (0.2 * rng.standard_normal(32000)).clip(-1, 1).astype(np.float32))
-    return root
+    return make_steady_tone_corpus(tmp_path_factory.mktemp("corpus"), WORDS + ("cat",),
+                                   per_word=12, base_hz=500.0, tag="ef")
 
 
 class ClickStopAt(TrainingDashboard):

@@ -6,10 +6,9 @@ The runs train tiny_conv for a few steps on generated tones (a few seconds each)
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from tone_corpus import make_steady_tone_corpus
 
-from kwlesson.audio import write_wav
 from kwlesson.checks import check_05_quota
 from kwlesson.widgets import WHAT_IF_METRICS, WHAT_IF_REPR, WhatIf, what_if
 
@@ -20,19 +19,9 @@ WORDS = ("yes", "no")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Two tone 'words', two 'other words' (unknown) and a noise clip; 40 clips per word."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(WORDS + ("cat", "dog")):
-        (root / word).mkdir()
-        for i in range(40):
-            f = 400.0 * (k + 1) * (1 + 0.03 * rng.standard_normal())
-            x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
-            write_wav(root / word / f"{i:04x}{k:02x}ab_nohash_0.wav", x.astype(np.float32))
-    (root / "_background_noise_").mkdir()
-    write_wav(root / "_background_noise_" / "white_noise.wav",
-              (0.3 * rng.standard_normal(48000)).clip(-1, 1).astype(np.float32))
-    return root
+    return make_steady_tone_corpus(tmp_path_factory.mktemp("corpus"), WORDS + ("cat", "dog"),
+                                   per_word=40, base_hz=400.0, tag="ab", noise_level=0.3,
+                                   noise_samples=48000)
 
 
 @pytest.fixture(scope="module")

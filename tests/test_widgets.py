@@ -17,10 +17,10 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from tone_corpus import make_steady_tone_corpus
 
 from kwlesson import plots
 from kwlesson import widgets as widgets_module
-from kwlesson.audio import write_wav
 from kwlesson.training import (
     TrainConfig,
     TrainingObserver,
@@ -361,20 +361,8 @@ WORDS = ("yes", "no")
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """A few dozen 1-s tones: one pitch per word, 'cat' becomes _unknown_."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    for k, word in enumerate(WORDS + ("cat",)):
-        (root / word).mkdir()
-        for i in range(12):
-            f = 400.0 * (k + 1) * (1 + 0.03 * rng.standard_normal())
-            x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
-            x += 0.01 * rng.standard_normal(16000)
-            write_wav(root / word / f"{i:04x}{k:02x}cd_nohash_0.wav", x.astype(np.float32))
-    (root / "_background_noise_").mkdir()
-    write_wav(root / "_background_noise_" / "white_noise.wav",
-              (0.2 * rng.standard_normal(32000)).clip(-1, 1).astype(np.float32))
-    return root
+    return make_steady_tone_corpus(tmp_path_factory.mktemp("corpus"), WORDS + ("cat",),
+                                   per_word=12, base_hz=400.0, tag="cd", clip_noise=0.01)
 
 
 def tiny_config(corpus: Path, run_dir: Path, **changes) -> TrainConfig:

@@ -33,3 +33,26 @@ def make_tone_corpus(root: Path, per_word: int = 30, seed: int = 0, *, jitter: f
     noise = (0.3 * rng.standard_normal(noise_seconds * 16000)).clip(-1, 1).astype(np.float32)
     write_wav(root / "_background_noise_" / "white_noise.wav", noise)
     return root
+
+
+def make_steady_tone_corpus(root: Path, folders: tuple[str, ...], *, per_word: int,
+                            base_hz: float, tag: str, clip_noise: float = 0.0,
+                            noise_level: float = 0.2, noise_samples: int = 32000,
+                            seed: int = 0) -> Path:
+    """Simpler tones for widget tests: each folder a steady tone (pitch base_hz * (k + 1),
+    jittered 3%) under a Hann window filling the whole second, plus a white-noise background.
+    ``tag`` ends the speaker-style names so corpora of different tests never share a name."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    for k, word in enumerate(folders):
+        (root / word).mkdir(parents=True)
+        for i in range(per_word):
+            f = base_hz * (k + 1) * (1 + 0.03 * rng.standard_normal())
+            x = 0.4 * np.sin(2 * np.pi * f * t) * np.hanning(16000)
+            if clip_noise:
+                x += clip_noise * rng.standard_normal(16000)
+            write_wav(root / word / f"{i:04x}{k:02x}{tag}_nohash_0.wav", x.astype(np.float32))
+    (root / "_background_noise_").mkdir()
+    write_wav(root / "_background_noise_" / "white_noise.wav",
+              (noise_level * rng.standard_normal(noise_samples)).clip(-1, 1).astype(np.float32))
+    return root
