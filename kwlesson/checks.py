@@ -427,6 +427,10 @@ def strip_solutions(notebook: dict) -> dict:
         if cell["cell_type"] == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
+            # Run timestamps: without them a re-run lesson leaves its student copy unchanged.
+            cell.get("metadata", {}).pop("execution", None)
+    # Saved widget state only serves outputs, and the copy has none.
+    student.get("metadata", {}).pop("widgets", None)
     return student
 
 

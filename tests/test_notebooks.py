@@ -82,6 +82,18 @@ def test_student_copy_is_current(path):
     assert checks.BEGIN not in copy.read_text(encoding="utf-8")
 
 
+def test_student_copy_drops_run_timestamps_and_widget_state():
+    nb = {"cells": [{"cell_type": "code", "source": "x = 1\n", "outputs": [],
+                     "execution_count": 4,
+                     "metadata": {"tags": ["parameters"],
+                                  "execution": {"iopub.status.idle": "2026-11-24T01:52:41Z"}}}],
+          "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3"}}}
+    student = checks.strip_solutions(nb)
+    assert student["cells"][0]["metadata"] == {"tags": ["parameters"]}
+    assert student["metadata"] == {"kernelspec": {"name": "python3"}}
+    assert "execution" in nb["cells"][0]["metadata"], "the lesson itself is left as it was"
+
+
 def test_strip_solutions_refuses_unbalanced_markers():
     nb = {"cells": [{"cell_type": "code", "source": "### BEGIN SOLUTION\nx = 1\n",
                      "outputs": [], "execution_count": 1, "metadata": {}}]}
