@@ -114,8 +114,8 @@ def main() -> None:
           f"TensorFlow {tf.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"uptime before: {uptime()}")
     print(f"command: python benchmarks/bench_verification.py {' '.join(sys.argv[1:])}")
-    print(f"int8 calibration: {args.calibration_clips} training clips; range rule (averaged "
-          "per-clip min/max or min/max) picked by freeze, shown after the model's name")
+    print(f"int8 calibration: {args.calibration_clips} training clips; range rule (freeze's "
+          "default: per_tensor) shown after the model's name")
     print()
     print("| data | model | split | clips | Keras % | float % | int8 % | micro % | TFLM % | "
           "float = Keras % | int8 = float % | int8 drop (points) | TFLM = LiteRT % | checks |")
@@ -162,22 +162,30 @@ def main() -> None:
                 steps = ckpt.rsplit("-", 1)[-1]
                 jobs.append(("real (11/1)", f"{arch} `{REAL_MODELS[arch]}`, {steps} steps",
                              ckpt, ["validation", "validation+testing"]))
+    timings = []
     for dataset, name, ckpt, splits in jobs:
         out = work / (f"export_{dataset.split()[0]}_{Path(ckpt).name}"
                       + ("_norm" if args.normalize_features else ""))
+        start = time.monotonic()
         export.freeze(ckpt, out, calibration_clips=args.calibration_clips,
                       stream=io.StringIO())
+        froze = time.monotonic() - start
         rule = export.load_model_card(out)["calibration"]["ranges"]
+        timings.append(f"freeze {dataset} {name}: {froze:.1f} s")
         for split in splits:
             print(row(dataset, f"{name} ({rule})", export.verify(out, split=split)), flush=True)
         if dataset == "offline" and fresh is not None:
             report = export.verify(out, data=fresh, split="validation+testing")
+            report["split"] = "all"  # fresh data: every clip is held out
             print(row("offline, seed 1 (new voices)", f"{name} ({rule})", report), flush=True)
         if dataset == "offline" and real_all is not None:
             report = export.verify(out, data=real_all, split="validation+testing")
+            report["split"] = "all"
             print(row("real, every clip (never trained on)", f"{name} ({rule})", report),
                   flush=True)
     print()
+    for line in timings:
+        print(line)
     print(f"uptime after: {uptime()}")
 
 

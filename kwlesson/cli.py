@@ -278,10 +278,11 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     freeze_cmd.add_argument("--data_dir", default=None,
                             help="training clips for int8 calibration (default: the run's)")
     freeze_cmd.add_argument("--no_quantize", action="store_true", help="float models only")
-    freeze_cmd.add_argument("--calibration", default=None, choices=["average", "minmax"],
-                            help="int8 activation ranges: each clip's min/max averaged, or the "
-                                 "min/max over all clips (default: try both, keep the one that "
-                                 "agrees more with float)")
+    freeze_cmd.add_argument("--calibration", default=None, choices=["average", "minmax", "per_tensor"],
+                            help="int8 activation ranges: each clip's min/max averaged, the "
+                                 "min/max over all clips, or either per tensor, whichever keeps "
+                                 "float's top label on other training clips (default: "
+                                 "per_tensor)")
     freeze_cmd.add_argument("--calibration_clips", type=int, default=None,
                             help="training clips to calibrate int8 on (default: 300)")
     freeze_cmd.add_argument("--verify", default=None,

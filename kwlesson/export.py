@@ -116,7 +116,10 @@ MIN_MICRO_AGREEMENT = 0.99
 
 KINDS = ("float", "int8", "micro")
 #: How :func:`convert` sets the int8 activation ranges from the calibration clips.
-CALIBRATIONS = ("average", "minmax")
+CALIBRATIONS = ("average", "minmax", "per_tensor")
+#: freeze's int8 audio-in file divides MFCC coefficient 0 by a factor (and its first layer
+#: multiplies it back) when that coefficient's range is at least this many times the others'.
+MIN_INPUT_RESCALE = 2.0
 #: Name scope of the feature front end inside the audio-in models.
 FRONT_END_SCOPE = "features"
 #: Architectures whose int8 files would be useless, and why: freeze refuses to quantise them.
@@ -155,8 +158,116 @@ def frozen_logits(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     return logits
 
 
-def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1) -> Any:
-    """Concrete function raw audio [batch, samples] -> {"probabilities": [batch, labels]}."""
+@dataclass
+class Int8Body:
+    """What the int8 audio-in file computes after its float front end (see :func:`int8_body`).
+
+    ``prepare`` turns the features into the network's input (inside the float front end;
+    None: the features as they are) and ``logits`` runs the network on it.
+    """
+
+    logits: Callable[[tf.Tensor], tf.Tensor]
+    prepare: Callable[[tf.Tensor], tf.Tensor] | None = None
+    rescaled_bin: int | None = None
+    divisor: float = 1.0
+
+
+def int8_body(model: Any, features: np.ndarray) -> Int8Body:
+    """The network for the int8 audio-in file, rewritten so that int8 loses less.
+
+    int8 gives the features one scale for all bins. MFCC coefficient 0 (the log energy) spans
+    about -124..25 while the others stay within about +-17, so one scale over both gives the
+    others a step of 0.58 where 0.13 would do: quantising only the input of a trained tiny_conv
+    flipped 5% of its decisions on real speech. So the float front end divides coefficient 0
+    by ``divisor`` (chosen from the calibration ``features`` to bring its range within the
+    others'), and the first convolution adds back what that took away: ``conv(x) = conv(x')
+    + conv(d)``, ``x'`` the rescaled features and ``d`` zero except in bin 0, where it is
+    ``(divisor - 1) * x'[bin 0]``: a small convolution over bin 0 alone (its own int8 weight
+    scales), added before the first ReLU. In float it is the same function (checked here).
+    (Moving coefficient 0 to a second input channel with weights times ``divisor`` instead
+    shares one weight scale per filter with the others' weights, which then lose what the
+    input gained.) Used when the model starts with a Conv2D on the features (tiny_conv, conv,
+    low_latency_conv, tiny_embedding_conv) and coefficient 0's range is at least
+    ``MIN_INPUT_RESCALE`` times the others'; otherwise the model as it is.
+
+    >>> body = int8_body(trained.model, calibration_features)  # doctest: +SKIP
+    >>> body.rescaled_bin, round(body.divisor, 1)  # doctest: +SKIP
+    (0, 8.8)
+    """
+    keras = __import__("keras")
+    plain = Int8Body(frozen_logits(model))
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    first = next((i for i, layer in enumerate(layers) if layer.weights), None)
+    if first is None or features.ndim != 3 or features.shape[-1] < 2:
+        return plain
+    conv = layers[first]
+    # Only a Conv2D fed by a reshape of the features to [frames, bins, 1].
+    # Only a Conv2D fed by a reshape of the features to [frames, bins, 1], with nothing fused
+    # into it (the added branch goes between it and what follows).
+    if (type(conv) is not keras.layers.Conv2D or conv.get_config()["activation"] != "linear"
+            or not all(isinstance(layer, keras.layers.Reshape) for layer in layers[:first])
+            or tuple(conv.input.shape[1:]) != (*features.shape[1:], 1) or conv.groups != 1
+            or tuple(conv.dilation_rate) != (1, 1)
+            or isinstance(layers[first + 1], keras.layers.BatchNormalization)):
+        return plain
+    low0, high0 = float(features[..., 0].min()), float(features[..., 0].max())
+    low, high = float(features[..., 1:].min()), float(features[..., 1:].max())
+    if low >= 0 or high <= 0:
+        return plain
+    divisor = max(low0 / low, high0 / high, 1.0)
+    if divisor < MIN_INPUT_RESCALE:
+        return plain
+
+    frames, bins = features.shape[1:]
+    kernel, *bias = (np.asarray(w, np.float32) for w in conv.get_weights())
+    kh, kw, _, filters = kernel.shape
+    stride_t, stride_f = conv.strides
+    padding = conv.padding.upper()
+    if padding == "SAME":
+        positions = -(-bins // stride_f)
+        left = max((positions - 1) * stride_f + kw - bins, 0) // 2
+    else:
+        positions, left = (bins - kw) // stride_f + 1, 0
+    # The output positions whose window covers bin 0, and the kernel column that lands on it.
+    covering = [p for p in range(positions) if 0 <= left - p * stride_f < kw]
+    extra = (divisor - 1.0) * np.concatenate(
+        [kernel[:, left - p * stride_f] for p in covering], axis=-1)[:, None]
+    tail = frozen_logits(keras.Model(conv.output, model.output))
+    scale = np.ones(bins, np.float32)
+    scale[0] = 1.0 / divisor
+
+    def prepare(x: tf.Tensor) -> tf.Tensor:
+        return x * tf.constant(scale)
+
+    def logits(rescaled: tf.Tensor) -> tf.Tensor:
+        x = tf.reshape(rescaled, [-1, frames, bins, 1])
+        main = tf.nn.conv2d(x, tf.constant(kernel), [1, stride_t, stride_f, 1], padding)
+        if bias:
+            main = main + tf.constant(bias[0])
+        # Bin 0 alone has kernel width 1, so its time padding is the full convolution's.
+        bin0 = tf.reshape(rescaled[:, :, 0], [-1, frames, 1, 1])
+        fix = tf.nn.conv2d(bin0, tf.constant(extra), [1, stride_t, 1, 1], padding)
+        fix = tf.reshape(fix, [-1, main.shape[1], len(covering), filters])
+        fix = tf.pad(fix, [[0, 0], [0, 0], [covering[0], positions - 1 - covering[-1]], [0, 0]])
+        return tail(main + fix)
+
+    body = Int8Body(logits, prepare, 0, divisor)
+    probe = features[:64]
+    want = np.asarray(model(probe, training=False))
+    got = logits(prepare(tf.constant(probe))).numpy()
+    if not np.allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max()))):
+        raise RuntimeError(f"{model.name}: the rewritten first layer for int8 does not compute "
+                           f"the model's function (max difference "
+                           f"{float(np.abs(got - want).max()):.3g})")
+    return body
+
+
+def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1,
+              prepare: Callable[[tf.Tensor], tf.Tensor] | None = None) -> Any:
+    """Concrete function raw audio [batch, samples] -> {"probabilities": [batch, labels]}.
+
+    ``prepare``: applied to the features inside the (float) front end (see :class:`Int8Body`).
+    """
     spec = tf.TensorSpec([batch, settings.desired_samples], tf.float32, name="audio")
 
     @tf.function(input_signature=[spec])
@@ -164,6 +275,8 @@ def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1
         # The scope names the front end's nodes, so int8 conversion can keep them float.
         with tf.name_scope(FRONT_END_SCOPE):
             features = compute_features(audio, settings)
+            if prepare is not None:
+                features = prepare(features)
         return {"probabilities": tf.nn.softmax(logits(features))}
 
     return audio_to_probabilities.get_concrete_function()
@@ -237,7 +350,9 @@ def _front_end_nodes(float_model: bytes) -> list[str]:
 
 def convert(concrete_fn: Any, kind: str,
             representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
-            calibration: str = "average") -> bytes:
+            calibration: str = "average",
+            check: tuple[np.ndarray, np.ndarray] | None = None,
+            report: dict[str, Any] | None = None) -> bytes:
     """Convert a concrete function to a ``.tflite`` flatbuffer.
 
     ``kind``: ``"float"`` (float32 throughout), ``"int8"`` (int8 weights and activations in the
@@ -247,14 +362,24 @@ def convert(concrete_fn: Any, kind: str,
 
     ``calibration`` sets each activation's int8 range from the representative clips:
     ``"average"`` (default) averages each clip's own minimum and maximum; ``"minmax"`` (the
-    converter's own rule) takes the extremes over all clips. One loud outlier among hundreds of
-    clips widens a min/max range for every clip, so the usual values get fewer of the 256
-    levels: on a trained ds_cnn, min/max ranges made int8 agree with float on 93-95% of real
-    clips (1-2 points of accuracy lost, more with more calibration clips); averaged ranges
-    agree on 97-98% (0-0.6 points lost). Values beyond an averaged range saturate. The
-    features going in keep their full range (their extremes are real: silence), and the
-    scores before the softmax reach up to the largest runner-up score of any calibration clip,
-    so a saturated best score still wins (see ``_average_ranges``).
+    converter's own rule) takes the extremes over all clips; ``"per_tensor"`` picks one of
+    the two for each tensor, keeping a change only when the int8 model's probabilities then
+    come closer to ``check``'s (``check = (inputs, probabilities)``: other training clips and
+    the float model's probabilities on them; closeness is the mean L1 distance between the
+    probability vectors; up to two passes over the tensors, starting from the better of the
+    two uniform rules). The distance, not top-1 agreement, because the model knows its training
+    clips too well: agreement on them is ~99% either way, while the distance ranks range rules
+    as top-1 agreement on held-out clips does. One loud outlier among hundreds of clips widens a min/max range for every
+    clip, so the usual values get fewer of the 256 levels: on a trained ds_cnn, min/max ranges
+    made int8 agree with float on 93-95% of real clips (1-2 points of accuracy lost, more with
+    more calibration clips); averaged ranges agree on 97-98% (0-0.6 points lost). But a
+    saturated value can matter too: tiny_conv's one hidden layer kept float's decisions best
+    with its min/max range and its scores with their averaged range, which neither uniform
+    rule gives. Values beyond an averaged range saturate. The features going in keep their full
+    range (their extremes are real: silence), and the scores before the softmax reach up to
+    the largest runner-up score of any calibration clip, so a saturated best score still wins
+    (see ``_averaged_ranges``). ``report`` (a dict), when given, receives the rule, each
+    tensor's choice and the agreements on ``check``.
 
     Why the front end stays float in "int8": 8-bit audio has a noise floor of about -48 dB,
     and a log of mel energies spanning 1e-6 to 1e2 cannot be fed from one linear int8 scale;
@@ -270,6 +395,9 @@ def convert(concrete_fn: Any, kind: str,
                          f"not {calibration!r}")
     if kind != "float" and representative is None:
         raise ValueError(f"a {kind} model needs a representative dataset for calibration")
+    if kind != "float" and calibration == "per_tensor" and check is None:
+        raise ValueError("per_tensor calibration needs check clips: "
+                         "check=(inputs, float probabilities)")
     # An empty module as trackable_obj takes the converter's current (SavedModel) path;
     # the weights are constants already, so it has nothing to track.
     c = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], tf.Module())
@@ -286,24 +414,51 @@ def convert(concrete_fn: Any, kind: str,
         c._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's own route)
         calibrated = c.convert()
         io_type = tf.int8 if kind == "micro" else tf.float32
+        averaged = ({} if calibration == "minmax"
+                    else _averaged_ranges(calibrated, representative, keep=front_end))
 
-        def quantize(ranges: bytes) -> bytes:
-            return tflite_convert.mlir_quantize(
-                ranges, input_data_type=io_type, output_data_type=io_type,
-                denylisted_nodes=front_end or None)
+        def build(choice: dict[int, str]) -> bytes | None:
+            ranges = {i: averaged[i] for i, rule in choice.items() if rule == "average"}
+            model = tflite_convert.mlir_quantize(
+                _with_ranges(calibrated, ranges), input_data_type=io_type,
+                output_data_type=io_type, denylisted_nodes=front_end or None)
+            # XNNPACK refuses an int8 op whose output scale is too small for its input and
+            # weight scales (averaged ranges can do that); the converter's own ranges never do.
+            return model if not ranges or _runs_in_litert(model) else None
 
-        model = None
-        if calibration == "average":
-            model = quantize(_average_ranges(calibrated, representative, keep=front_end))
-            if not _runs_in_litert(model):
-                # XNNPACK refuses an int8 op whose output scale is too small for its input
-                # and weight scales; the converter's own ranges never do that.
+        def score(model: bytes | None) -> tuple[float, float]:
+            """(-distance, agreement) on the check clips: higher is better."""
+            if model is None or check is None:
+                return (-np.inf, -1.0)
+            probs = TFLiteModel(model)(check[0])
+            return (-float(np.mean(np.abs(probs - check[1]).sum(-1))),
+                    float(np.mean(probs.argmax(-1) == check[1].argmax(-1))))
+
+        tensors = sorted(averaged)
+        tried = {rule: build(dict.fromkeys(tensors, rule)) for rule in ("average", "minmax")
+                 if calibration in (rule, "per_tensor")}
+        scores = {rule: score(model) for rule, model in tried.items()}
+        if calibration == "per_tensor":
+            # On a tie, the converter's own rule.
+            start = max(scores, key=lambda r: (scores[r], r == "minmax"))
+            choice, model, best = dict.fromkeys(tensors, start), tried[start], scores[start]
+            for _ in range(2):  # a second pass when the first changed something
+                changed = False
+                for i in tensors:
+                    trial = {**choice, i: "minmax" if choice[i] == "average" else "average"}
+                    candidate = build(trial)
+                    if (s := score(candidate)) > best:
+                        choice, model, best, changed = trial, candidate, s, True
+                if not changed:
+                    break
+        else:
+            choice, model = dict.fromkeys(tensors, calibration), tried[calibration]
+            if model is None:
                 warnings.warn(f"the {kind} model with averaged ranges does not run in "
                               "LiteRT's default (XNNPACK) delegate; using min/max ranges",
                               stacklevel=2)
-                model = None
-        if model is None:
-            model = quantize(calibrated)
+                choice, model = dict.fromkeys(tensors, "minmax"), build({})
+            best = score(model)
     except Exception as err:  # the converter raises many types; say which model failed
         raise RuntimeError(f"converting to a {kind} .tflite failed: {err}") from err
     if kind == "micro":
@@ -311,7 +466,26 @@ def convert(concrete_fn: Any, kind: str,
         if floats:
             raise RuntimeError(f"converting to a micro .tflite left float operators "
                                f"({', '.join(floats)}); TensorFlow Lite Micro needs int8 only")
+    if report is not None:
+        names = _tensor_names(calibrated)
+        report.update({
+            "ranges": calibration,
+            "per_tensor": {names[i]: choice[i] for i in tensors},
+            "check_clips": None if check is None else len(check[1]),
+            "check_probability_distance": None if check is None else -best[0],
+            "check_top1_agreement": None if check is None else best[1],
+            "uniform_rules_on_check": None if check is None else {
+                r: {"probability_distance": -d, "top1_agreement": a}
+                for r, (d, a) in scores.items() if np.isfinite(d)},
+        })
     return model
+
+
+def _tensor_names(model: bytes) -> dict[int, str]:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tensors = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0].tensors
+    return {i: (t.name.decode() if t.name else str(i)) for i, t in enumerate(tensors)}
 
 
 def _runs_in_litert(model: bytes) -> bool:
@@ -331,13 +505,18 @@ def _float_ops(model: bytes) -> list[dict]:
             if any(tensors[i]["dtype"] == np.float32 for i in op["outputs"])]
 
 
-def _average_ranges(calibrated: bytes,
-                    representative: Callable[[], Iterable[list[np.ndarray]]],
-                    keep: Iterable[str] = ()) -> bytes:
-    """Replace the calibrated ranges (min and max over all clips) of the activations inside
-    the network by the average of every clip's own min and max (the "average min/max" rule of
-    other quantisers). Inputs, outputs and the tensors named in ``keep`` keep theirs; the
-    scores feeding an output keep their order (see below)."""
+# TFLite builtin operator codes (schema.fbs).
+_ADD, _RESHAPE, _PAD = 0, 22, 34
+
+
+def _averaged_ranges(calibrated: bytes,
+                     representative: Callable[[], Iterable[list[np.ndarray]]],
+                     keep: Iterable[str] = ()) -> dict[int, tuple[float, float]]:
+    """For each activation inside the network (tensor index -> (low, high)): the average of
+    every clip's own min and max (the "average min/max" rule of other quantisers), instead of
+    the calibrated min and max over all clips. Inputs, outputs and the tensors named in
+    ``keep`` are left out (they keep the converter's range); the scores feeding an output keep
+    their order (see below)."""
     keep = set(keep)
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -353,6 +532,20 @@ def _average_ranges(calibrated: bytes,
     outputs = {int(i) for i in subgraph.outputs}
     fixed = {int(i) for i in subgraph.inputs} | outputs
     fixed |= {i for i, t in enumerate(tensors) if t.name and t.name.decode() in keep}
+    # The operands of an ADD are partial sums (int8_body's two branches of the first layer):
+    # clipping one is not the benign saturation of an activation, since the other may take
+    # the sum back into range. They keep their full range, and so do the tensors they are
+    # reshaped or padded from (those share their int8 scale).
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    made_by = {int(o): op for op in subgraph.operators for o in op.outputs if o >= 0}
+    partial = [int(i) for op in subgraph.operators if codes[op.opcodeIndex] == _ADD
+               for i in op.inputs if i >= 0]
+    while partial:
+        i = partial.pop()
+        fixed.add(i)
+        op = made_by.get(i)
+        if op is not None and codes[op.opcodeIndex] in (_RESHAPE, _PAD) and op.inputs[0] >= 0:
+            partial.append(int(op.inputs[0]))
     # The tensors the outputs are computed from (the logits before a softmax) get as top the
     # largest second-best score of any clip: the best may saturate, but never ties with the
     # runner-up on a calibration clip. (Their full min/max range cost low_latency_svdf 17
@@ -377,14 +570,31 @@ def _average_ranges(calibrated: bytes,
             highs[i].append(float(value.max()))
             if i in scores and value.size > 1:
                 seconds[i].append(float(np.partition(value.ravel(), -2)[-2]))
+    ranges = {}
     for i in ranged:
         if lows[i]:
-            q = tensors[i].quantization
-            q.min = np.array([np.mean(lows[i])], np.float32)
-            top = float(np.mean(highs[i]))
+            low, top = float(np.mean(lows[i])), float(np.mean(highs[i]))
             if seconds.get(i):
                 top = max(top, max(seconds[i]))
-            q.max = np.array([top], np.float32)
+                # Scores more than 8 below a clip's best give it probabilities under 1/256
+                # together (11 x e^-8), which the int8 softmax rounds to 0: no need to tell
+                # them apart, so the range starts 8 below the lowest best score of any clip.
+                low = max(low, min(highs[i]) - 8.0)
+            ranges[i] = (low, top)
+    return ranges
+
+
+def _with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
+    """The calibrated model with the given tensors' (low, high) ranges replaced."""
+    if not ranges:
+        return calibrated
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    tensors = model.subgraphs[0].tensors
+    for i, (low, high) in ranges.items():
+        tensors[i].quantization.min = np.array([low], np.float32)
+        tensors[i].quantization.max = np.array([high], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -784,9 +994,10 @@ def freeze(
     the training clips for int8 calibration are (default: the run's ``data_dir``); ``data``:
     an already loaded :class:`kwlesson.data.SpeechCommands` instead. ``quantize=False`` writes
     only the float files (no data needed). ``calibration``: the int8 range rule
-    (``"average"`` or ``"minmax"``, see :func:`convert`); None (default) tries both and keeps
-    the one whose micro model agrees more often with the float model's top label on another
-    draw of training clips (the model card records the rule and both agreements). Files are
+    (``"average"``, ``"minmax"`` or ``"per_tensor"``, see :func:`convert`); None (default) is
+    ``"per_tensor"``, checked against the float model's top label on another draw of training
+    clips (the model card records each file's choices and agreements). The int8 audio-in file
+    rescales MFCC coefficient 0 inside its float front end (see :func:`int8_body`). Files are
     built in a temporary folder and moved into ``output_dir`` at the end, replacing an
     earlier export's files and leaving other files
     alone. ``stream``: where the summary lines go (default: stdout).
@@ -854,25 +1065,21 @@ def freeze(
                 for f in feats:
                     yield [f[None]]
 
-            # Which range rule keeps a model's decisions best depends on the model (see
-            # convert(): averaged ranges suit the deep ds_cnn and low_latency_svdf, min/max the
-            # shallow tiny_conv): try each on another draw of training clips and keep the one
-            # whose micro model picks the float model's top label more often.
+            # The ranges are checked on another draw of training clips: the int8 files should
+            # give the float model's probabilities there (see convert()'s "per_tensor").
             check = calibration_audio(data, settings, calibration_clips, seed=config.seed + 1)
             check_feats = compute_features(check, settings).numpy()
-            float_top = np.concatenate([
-                np.asarray(model(check_feats[i:i + 256], training=False)).argmax(-1)
-                for i in range(0, len(check_feats), 256)])
-            features_fn = _features_fn(logits, settings)
-            tried: dict[str, tuple[float, bytes]] = {}
-            for rule in ([calibration] if calibration else CALIBRATIONS):
-                micro = convert(features_fn, "micro", feature_rep, rule)
-                tried[rule] = (float(np.mean(TFLiteModel(micro)(check_feats).argmax(-1)
-                                             == float_top)), micro)
-            # On a tie, the converter's own rule.
-            rule = max(tried, key=lambda r: (tried[r][0], r == "minmax"))
-            blobs[INT8_TFLITE] = convert(audio_fn, "int8", audio_rep, rule)
-            blobs[MICRO_TFLITE] = tried[rule][1]
+            float_probs = tf.nn.softmax(np.concatenate([
+                np.asarray(model(check_feats[i:i + 256], training=False))
+                for i in range(0, len(check_feats), 256)])).numpy()
+            rule = calibration or "per_tensor"
+            reports: dict[str, dict[str, Any]] = {"micro": {}, "int8": {}}
+            blobs[MICRO_TFLITE] = convert(_features_fn(logits, settings), "micro", feature_rep,
+                                          rule, (check_feats, float_probs), reports["micro"])
+            body = int8_body(model, feats)
+            blobs[INT8_TFLITE] = convert(
+                _audio_fn(body.logits, settings, prepare=body.prepare),
+                "int8", audio_rep, rule, (check, float_probs), reports["int8"])
             # A cheap guard against an int8 file that lost the model: compare top labels
             # with the float file on (some of) the calibration clips.
             probe = calib[:100]
@@ -963,8 +1170,15 @@ def freeze(
                 "data_dir": str(getattr(data, "data_dir", "")),
                 "int8_float_top1_agreement": agreement,
                 "ranges": rule, "check_clips": len(check),
-                "micro_float_top1_agreement_on_check_clips": {
-                    r: a for r, (a, _) in tried.items()}}),
+                "check": "the float model's probabilities on another draw of training clips",
+                INT8_TFLITE: reports["int8"], MICRO_TFLITE: reports["micro"],
+                "int8_input_rescaling": (None if body.rescaled_bin is None else {
+                    "bin": body.rescaled_bin, "divided_by": body.divisor,
+                    "where": f"inside {INT8_TFLITE}: the float front end moves it to a "
+                             "second input channel of the first layer, whose weights for it "
+                             "are multiplied by the same factor",
+                    "why": "MFCC coefficient 0 spans a much wider range than the others; "
+                           "one int8 scale for all would make the others coarse"})}),
             "audio_input": "float32 samples in [-1, 1] (16-bit PCM / 32768), mono, "
                            f"{settings.sample_rate} Hz, exactly {settings.desired_samples} "
                            "samples: resample, pad or trim before calling",

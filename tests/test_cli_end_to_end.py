@@ -67,7 +67,9 @@ def test_freeze_calibration_flags_reach_the_model_card(workflow, capsys):
     calibration = json.loads((export_dir / "model_card.json").read_text())["calibration"]
     assert calibration["ranges"] == "minmax"
     assert calibration["clips"] == 20
-    assert list(calibration["micro_float_top1_agreement_on_check_clips"]) == ["minmax"]
+    for name in ("model_int8.tflite", "model_micro.tflite"):
+        assert set(calibration[name]["per_tensor"].values()) <= {"minmax"}
+        assert list(calibration[name]["uniform_rules_on_check"]) == ["minmax"]
     capsys.readouterr()
     assert cli.main(["freeze", "--start_checkpoint", str(train_dir), "--output_dir",
                      str(root / "export_none"), "--calibration_clips", "0"]) == 2

@@ -143,10 +143,21 @@ def test_freeze_writes_every_file_and_a_complete_model_card(exported, card, trai
     assert "normalised features" in files[export.MICRO_TFLITE]["what"]
     assert card["calibration"]["clips"] == 60
     assert card["calibration"]["int8_float_top1_agreement"] >= 0.9
-    # Both range rules were tried; the one kept agrees at least as well as the other.
-    tried = card["calibration"]["micro_float_top1_agreement_on_check_clips"]
-    assert set(tried) == set(export.CALIBRATIONS)
-    assert tried[card["calibration"]["ranges"]] == max(tried.values())
+    # Ranges chosen per tensor (the default), for each int8 file, checked on other clips:
+    # the choice is at least as close to float as either uniform rule.
+    calibration = card["calibration"]
+    assert calibration["ranges"] == "per_tensor" and calibration["check_clips"] == 60
+    for name in (export.INT8_TFLITE, export.MICRO_TFLITE):
+        report = calibration[name]
+        assert report["ranges"] == "per_tensor" and report["check_clips"] == 60
+        assert report["per_tensor"] and set(report["per_tensor"].values()) <= {"average",
+                                                                               "minmax"}
+        uniform = report["uniform_rules_on_check"]
+        assert set(uniform) == {"average", "minmax"}
+        assert report["check_probability_distance"] <= min(
+            u["probability_distance"] for u in uniform.values())
+    # These features are normalised per bin already: nothing to rescale.
+    assert calibration["int8_input_rescaling"] is None
 
 
 def test_saved_model_serving_signature_takes_raw_audio(exported, trained):
@@ -450,6 +461,110 @@ def test_averaged_ranges_ignore_a_rare_outlier():
     assert relu_average < relu_minmax / 20
     with pytest.raises(ValueError, match="calibration must be one of"):
         export.convert(fn, "micro", rep, "percentile")
+
+
+def wide_bin0(settings: FeatureSettings, clips: int = 40, seed: int = 0) -> np.ndarray:
+    """Features shaped like raw MFCCs: bin 0 spans -120..25, the others +-10."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-10, 10, (clips, *settings.shape)).astype(np.float32)
+    x[..., 0] = rng.uniform(-120, 25, (clips, settings.shape[0]))
+    return x
+
+
+@pytest.mark.parametrize("arch", ["tiny_conv", "conv", "low_latency_conv",
+                                  "tiny_embedding_conv"])
+def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(1)
+    model = create_model(arch, settings.shape, 4)
+    # Untrained weights are ~0.01: make the first layer matter.
+    conv = model.get_layer("first_conv")
+    conv.kernel.assign(np.random.default_rng(2).normal(0, 0.3, conv.kernel.shape))
+    feats = wide_bin0(settings)
+    body = export.int8_body(model, feats)
+    # Bin 0 is brought within the others' range: 120 / 10.
+    assert body.rescaled_bin == 0 and body.divisor == pytest.approx(12.0, rel=0.05)
+    rescaled = body.prepare(tf.constant(feats)).numpy()
+    assert np.abs(rescaled).max() <= 10.0 + 1e-4
+    np.testing.assert_allclose(rescaled[..., 1:], feats[..., 1:])
+    got = body.logits(tf.constant(rescaled)).numpy()
+    want = model(feats, training=False).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_int8_body_leaves_other_models_and_even_ranges_alone():
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    feats = wide_bin0(settings)
+    for arch in ("single_fc", "ds_cnn", "low_latency_svdf"):  # no plain conv first
+        body = export.int8_body(create_model(arch, settings.shape, 4), feats)
+        assert body.rescaled_bin is None and body.prepare is None, arch
+    even = feats.copy()
+    even[..., 0] /= 8.0  # -15..3: within 2x of the others
+    body = export.int8_body(create_model("tiny_conv", settings.shape, 4), even)
+    assert body.rescaled_bin is None and body.prepare is None
+
+
+def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
+    """The mechanism, in the converted file: the quantised features get a step ~divisor times
+    finer than one scale over all bins, and the two partial sums keep their full ranges."""
+    settings = FeatureSettings()
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(3)
+    model = create_model("tiny_conv", settings.shape, 3)
+    rng = np.random.default_rng(4)
+    audio = np.stack([tone(f, rng) for f in rng.uniform(300, 2000, 24)])
+    audio[:4] = 0.0  # digital silence: the floor of coefficient 0
+    feats = compute_features(audio, settings).numpy()
+    body = export.int8_body(model, feats)
+    assert body.rescaled_bin == 0 and body.divisor > 4
+
+    def rep():
+        return ([clip[None]] for clip in audio)
+
+    report: dict = {}
+    blob = export.convert(export._audio_fn(body.logits, settings, prepare=body.prepare),
+                          "int8", rep, "average", report=report)
+    interp = export._litert_interpreter(blob, delegate=False)
+    tensors = interp.get_tensor_details()
+    ops = interp._get_ops_details()
+    quantize = [op for op in ops if op["op_name"] == "QUANTIZE"]
+    assert len(quantize) == 1  # float front end -> int8 network, once
+    step = tensors[quantize[0]["outputs"][0]]["quantization"][0]
+    one_scale = (feats.max() - feats.min()) / 255
+    assert step < one_scale / (body.divisor / 2)
+    # The ADD joins the two branches of the first layer; its operands are partial sums and
+    # keep the converter's full range (never averaged).
+    adds = [op for op in ops if op["op_name"] == "ADD"]
+    assert len(adds) == 1
+    for i in adds[0]["inputs"]:
+        assert tensors[i]["name"] not in report["per_tensor"]
+    assert report["check_clips"] is None  # no check clips given: nothing to measure
+
+
+def test_per_tensor_ranges_need_check_clips_and_report_their_choice():
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    model = create_model("tiny_conv", settings.shape, 3)
+    fn = export._features_fn(export.frozen_logits(model), settings)
+    data = wide_bin0(settings, 30, seed=5)[:, None]
+
+    def rep():
+        return ([x] for x in data)
+
+    with pytest.raises(ValueError, match="per_tensor calibration needs check clips"):
+        export.convert(fn, "micro", rep, "per_tensor")
+    check = wide_bin0(settings, 30, seed=6)
+    probs = tf.nn.softmax(model(check, training=False)).numpy()
+    report: dict = {}
+    blob = export.convert(fn, "micro", rep, "per_tensor", (check, probs), report)
+    assert report["ranges"] == "per_tensor" and report["check_clips"] == 30
+    assert set(report["per_tensor"].values()) <= {"average", "minmax"}
+    # The model it returns is the one it measured.
+    got = export.TFLiteModel(blob)(check)
+    assert np.mean(np.abs(got - probs).sum(-1)) == pytest.approx(
+        report["check_probability_distance"], abs=1e-6)
+    assert report["check_probability_distance"] <= min(
+        u["probability_distance"] for u in report["uniform_rules_on_check"].values())
 
 
 def test_averaged_ranges_fall_back_to_min_max_when_litert_refuses_them(monkeypatch):
