@@ -10,7 +10,8 @@ does all three for today's runtimes. :func:`freeze` writes one folder::
     model_int8.tflite    LiteRT, int8 weights and activations (float audio in, probabilities out;
                          the FFT stays float inside): audio [1, 16000] -> probabilities
     model_micro.tflite   int8 features in [1, frames, bins] -> int8 scores [1, labels], for
-                         TensorFlow Lite Micro (the device computes the features itself)
+                         TensorFlow Lite Micro (the device computes the features itself and
+                         divides bin 0 by the card's ``micro_input.bin0_divisor``)
     model_data.cc / .h   model_micro.tflite as a C array (``xxd -i`` style, 16-byte aligned)
     labels.txt           one label per line, in output order
     model_card.json      labels, sample rate, feature settings, every file's input and output
@@ -48,6 +49,7 @@ no (score = 0.021)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,7 +57,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -84,12 +86,14 @@ __all__ = [
     "format_verification",
     "freeze",
     "frozen_logits",
+    "int8_body",
     "label_wav",
     "load_labels",
     "load_model_card",
     "main_freeze",
     "main_label_wav",
     "main_wav_to_spectrogram",
+    "micro_input",
     "run_micro",
     "serving_module",
     "tflite_tensors",
@@ -170,6 +174,12 @@ class Int8Body:
     prepare: Callable[[tf.Tensor], tf.Tensor] | None = None
     rescaled_bin: int | None = None
     divisor: float = 1.0
+
+    def prepared(self, features: np.ndarray) -> np.ndarray:
+        """``prepare`` on a numpy array (the features themselves when there is nothing to do)."""
+        if self.prepare is None:
+            return features
+        return self.prepare(tf.constant(features, tf.float32)).numpy()
 
 
 def int8_body(model: Any, features: np.ndarray) -> Int8Body:
@@ -419,9 +429,10 @@ def convert(concrete_fn: Any, kind: str,
 
         def build(choice: dict[int, str]) -> bytes | None:
             ranges = {i: averaged[i] for i, rule in choice.items() if rule == "average"}
-            model = tflite_convert.mlir_quantize(
-                _with_ranges(calibrated, ranges), input_data_type=io_type,
-                output_data_type=io_type, denylisted_nodes=front_end or None)
+            with _native_stderr_kept_back():
+                model = tflite_convert.mlir_quantize(
+                    _with_ranges(calibrated, ranges), input_data_type=io_type,
+                    output_data_type=io_type, denylisted_nodes=front_end or None)
             # XNNPACK refuses an int8 op whose output scale is too small for its input and
             # weight scales (averaged ranges can do that); the converter's own ranges never do.
             return model if not ranges or _runs_in_litert(model) else None
@@ -479,6 +490,31 @@ def convert(concrete_fn: Any, kind: str,
                 for r, (d, a) in scores.items() if np.isfinite(d)},
         })
     return model
+
+
+@contextlib.contextmanager
+def _native_stderr_kept_back() -> Iterator[None]:
+    """Hold back what native code writes to stderr (the quantiser prints a line per call,
+    a dozen per freeze); show it after all if the block raises."""
+    fd = 2  # native code writes to file descriptor 2, whatever sys.stderr is (Jupyter, pytest)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except OSError:  # no file descriptor 2 at all
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), fd)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, fd)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def _tensor_names(model: bytes) -> dict[int, str]:
@@ -794,10 +830,12 @@ def calibration_audio(data: Any, settings: FeatureSettings,
 
 
 def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSettings,
-                   micro: dict[str, Any], source_note: str = "") -> tuple[str, str]:
+                   micro: dict[str, Any], source_note: str = "",
+                   bin0_divisor: float = 1.0) -> tuple[str, str]:
     """(model_data.cc, model_data.h) for a micro model: the bytes as an aligned C array
     (``xxd -i`` style) with its length, the labels, the feature shape and the input and output
-    quantisation, so firmware needs nothing else from this folder.
+    quantisation, so firmware needs nothing else from this folder. ``bin0_divisor``: what
+    feature bin 0 is divided by before quantising (see :func:`int8_body`; 1: nothing).
 
     >>> cc, h = c_array_source(tflite, labels, settings, tflite_tensors(tflite))  # doctest: +SKIP
     """
@@ -820,7 +858,8 @@ def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSetting
         norm = "constexpr bool kFeatureNormalized = false;\n"
     header = f"""\
 // The int8 keyword-spotting model for TensorFlow Lite Micro, written by kwlesson.export.
-{note}// Input: int8 [1, {frames}, {bins}] {what}, quantised as
+{note}// Input: int8 [1, {frames}, {bins}] {what}, with bin 0 divided by
+//   kFeatureBin0Divisor (1 means nothing to do), quantised as
 //   q = round(x / kInputScale) + kInputZeroPoint.
 // Output: int8 [1, {len(labels)}] scores, probability = (q - kOutputZeroPoint) * kOutputScale.
 #ifndef {guard}
@@ -835,7 +874,8 @@ constexpr float kInputScale = {inp['scale']!r}f;
 constexpr int kInputZeroPoint = {inp['zero_point']};
 constexpr float kOutputScale = {out['scale']!r}f;
 constexpr int kOutputZeroPoint = {out['zero_point']};
-{norm}
+{norm}constexpr float kFeatureBin0Divisor = {float(bin0_divisor)!r}f;
+
 extern const char* const kLabels[kLabelCount];
 extern const unsigned char {MICRO_ARRAY}[];
 extern const unsigned int {MICRO_ARRAY}_len;
@@ -1062,7 +1102,7 @@ def freeze(
             feats = compute_features(calib, settings).numpy()
 
             def feature_rep() -> Iterable[list[np.ndarray]]:
-                for f in feats:
+                for f in body.prepared(feats):
                     yield [f[None]]
 
             # The ranges are checked on another draw of training clips: the int8 files should
@@ -1074,9 +1114,15 @@ def freeze(
                 for i in range(0, len(check_feats), 256)])).numpy()
             rule = calibration or "per_tensor"
             reports: dict[str, dict[str, Any]] = {"micro": {}, "int8": {}}
-            blobs[MICRO_TFLITE] = convert(_features_fn(logits, settings), "micro", feature_rep,
-                                          rule, (check_feats, float_probs), reports["micro"])
+            # Both int8 files run the same network, rewritten so that coefficient 0 gets a
+            # scale of its own (int8_body): the int8 file's float front end rescales it, the
+            # micro model's caller does (the card's micro_input, the header's
+            # kFeatureBin0Divisor).
             body = int8_body(model, feats)
+            blobs[MICRO_TFLITE] = convert(_features_fn(body.logits, settings), "micro",
+                                          feature_rep, rule,
+                                          (body.prepared(check_feats), float_probs),
+                                          reports["micro"])
             blobs[INT8_TFLITE] = convert(
                 _audio_fn(body.logits, settings, prepare=body.prepare),
                 "int8", audio_rep, rule, (check, float_probs), reports["int8"])
@@ -1100,7 +1146,8 @@ def freeze(
         if MICRO_TFLITE in blobs:
             note = f"From {trained.checkpoint_path} (step {trained.step})."
             cc, h = c_array_source(blobs[MICRO_TFLITE], labels, settings,
-                                   tensors[MICRO_TFLITE], note)
+                                   tensors[MICRO_TFLITE], note,
+                                   body.divisor if body.rescaled_bin is not None else 1.0)
             (tmp / MICRO_SOURCE).write_text(cc, encoding="utf-8")
             (tmp / MICRO_HEADER).write_text(h, encoding="utf-8")
             files[MICRO_SOURCE] = tmp / MICRO_SOURCE
@@ -1128,6 +1175,8 @@ def freeze(
                 MICRO_TFLITE: "int8 only, for TensorFlow Lite Micro; int8 "
                               + ("normalised features (see feature_normalization)"
                                  if settings.normalized else "features")
+                              + (", bin 0 divided by micro_input's bin0_divisor,"
+                                 if calib is not None and body.rescaled_bin is not None else "")
                               + " in, int8 softmax scores out"}
         for name in blobs:
             card_files[name] = {"format": "TFLite flatbuffer (LiteRT)", "what": what[name],
@@ -1140,7 +1189,7 @@ def freeze(
             card_files[MICRO_HEADER] = {"format": "C++ header", "declares": [
                 MICRO_ARRAY, f"{MICRO_ARRAY}_len", "kLabels", "kInputScale", "kInputZeroPoint",
                 "kOutputScale", "kOutputZeroPoint", "kFeatureFrames", "kFeatureBins",
-                "kFeatureNormalized"] + (["kFeatureMean", "kFeatureScale"]
+                "kFeatureNormalized", "kFeatureBin0Divisor"] + (["kFeatureMean", "kFeatureScale"]
                                          if settings.normalized else [])}
         card_files[LABELS_FILE] = {"format": "text, one label per line, in output order"}
         for name, path in files.items():
@@ -1174,11 +1223,19 @@ def freeze(
                 INT8_TFLITE: reports["int8"], MICRO_TFLITE: reports["micro"],
                 "int8_input_rescaling": (None if body.rescaled_bin is None else {
                     "bin": body.rescaled_bin, "divided_by": body.divisor,
-                    "where": f"inside {INT8_TFLITE}: the float front end moves it to a "
-                             "second input channel of the first layer, whose weights for it "
-                             "are multiplied by the same factor",
+                    "where": f"{INT8_TFLITE}: inside its float front end; "
+                             f"{MICRO_TFLITE}: by the caller (see micro_input); the first "
+                             "layer adds back what the division took away",
                     "why": "MFCC coefficient 0 spans a much wider range than the others; "
                            "one int8 scale for all would make the others coarse"})}),
+            "micro_input": None if MICRO_TFLITE not in blobs else {
+                "features": "compute_features with feature_settings"
+                            + (" (normalised, see feature_normalization)"
+                               if settings.normalized else ""),
+                "bin0_divisor": body.divisor if body.rescaled_bin is not None else 1.0,
+                "how": "divide feature bin 0 by bin0_divisor, then quantise with the input "
+                       "tensor's scale and zero point: q = round(x / scale) + zero_point; "
+                       "export.micro_input(features, card) does the first step"},
             "audio_input": "float32 samples in [-1, 1] (16-bit PCM / 32768), mono, "
                            f"{settings.sample_rate} Hz, exactly {settings.desired_samples} "
                            "samples: resample, pad or trim before calling",
@@ -1255,6 +1312,20 @@ def _export_dir(path: Path) -> Path:
 
 # --------------------------------------------------------------------------------------------
 # verify
+
+
+def micro_input(features: np.ndarray, card: dict[str, Any]) -> np.ndarray:
+    """The micro model's float input from ``compute_features`` output: bin 0 divided by the
+    model card's ``micro_input.bin0_divisor`` (see :func:`int8_body`). Quantise it with the
+    input tensor's scale and zero point (``TFLiteModel.quantize_input``) as firmware does.
+
+    >>> x = micro_input(compute_features(clip, settings).numpy(), load_model_card("/tmp/kws"))  # doctest: +SKIP
+    """
+    divisor = float(((card or {}).get("micro_input") or {}).get("bin0_divisor", 1.0))
+    x = np.array(features, np.float32, copy=True)
+    if divisor != 1.0:
+        x[..., 0] /= divisor
+    return x
 
 
 def verify(
@@ -1343,7 +1414,7 @@ def verify(
     preds: dict[str, np.ndarray] = {"keras": keras_probs.argmax(-1)}
     probs: dict[str, np.ndarray] = {"keras": keras_probs}
     for kind, name, x in (("float", FLOAT_TFLITE, audio), ("int8", INT8_TFLITE, audio),
-                          ("micro", MICRO_TFLITE, features)):
+                          ("micro", MICRO_TFLITE, micro_input(features, card))):
         if (d / name).is_file():
             m = TFLiteModel(d / name)
             probs[kind] = m(x)
@@ -1351,7 +1422,7 @@ def verify(
     tflm_note, max_lsb = None, None
     if micro and (d / MICRO_TFLITE).is_file():
         builtin = TFLiteModel(d / MICRO_TFLITE, delegate=False)
-        q = builtin.quantize_input(features)
+        q = builtin.quantize_input(micro_input(features, card))
         try:
             raw = run_micro((d / MICRO_TFLITE).read_bytes(), q)
         except ImportError as err:
@@ -1486,7 +1557,8 @@ class _Labeller:
             raise ValueError(f"{path}: takes features {list(m.input_shape[1:])}, but "
                              f"{MODEL_CARD} describes {list(settings.shape)}")
         self.sample_rate, self.samples = settings.sample_rate, settings.desired_samples
-        self._run = lambda clip: m(compute_features(clip, settings).numpy())
+        card = self.card
+        self._run = lambda clip: m(micro_input(compute_features(clip, settings).numpy(), card))
 
     def __call__(self, clip: np.ndarray) -> np.ndarray:
         return np.asarray(self._run(clip), np.float32).reshape(-1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -221,6 +222,9 @@ def test_c_array_is_the_micro_model(exported, card):
     assert [float(v.rstrip("f")) for v in mean.split(", ")] == card["feature_normalization"]["mean"]
     assert [float(v.rstrip("f")) for v in scale.split(", ")] == \
         card["feature_normalization"]["scale"]
+    # Normalised features: coefficient 0 needs no rescaling, and the header says so.
+    assert card["micro_input"]["bin0_divisor"] == 1.0
+    assert "constexpr float kFeatureBin0Divisor = 1.0f;" in header
     compiler = shutil.which("g++") or shutil.which("c++")
     if compiler:  # the strongest check that it is valid C++: compile it
         done = subprocess.run([compiler, "-std=c++17", "-Wall", "-Werror", "-fsyntax-only",
@@ -540,6 +544,19 @@ def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
     for i in adds[0]["inputs"]:
         assert tensors[i]["name"] not in report["per_tensor"]
     assert report["check_clips"] is None  # no check clips given: nothing to measure
+    # The micro model runs the same rewritten network on features whose bin 0 the caller
+    # divides (micro_input); TensorFlow Lite Micro runs its STRIDED_SLICE, PAD and ADD.
+    fn = export._features_fn(body.logits, settings)
+    prepared = body.prepared(feats)
+    micro = export.convert(fn, "micro", lambda: ([x[None]] for x in prepared), "average")
+    card = {"micro_input": {"bin0_divisor": body.divisor}}
+    np.testing.assert_allclose(export.micro_input(feats, card), prepared, rtol=1e-6)
+    assert np.array_equal(export.micro_input(feats, {}), feats)
+    lite = export.TFLiteModel(micro, delegate=False)
+    q = lite.quantize_input(export.micro_input(feats, card))
+    want = np.stack([lite.invoke_raw(x[None]).reshape(-1) for x in q])
+    pytest.importorskip("tflite_micro")
+    assert np.array_equal(export.run_micro(micro, q), want)
 
 
 def test_per_tensor_ranges_need_check_clips_and_report_their_choice():
@@ -642,3 +659,16 @@ def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
     assert 0 < image.max() < 255
     assert export.main_wav_to_spectrogram(str(wav), str(tmp_path / "b.png")) == 0
     assert export.main_wav_to_spectrogram(str(tmp_path / "none.wav"), str(png)) == 2
+
+
+def test_native_stderr_is_held_back_unless_the_block_fails(capfd):
+    with export._native_stderr_kept_back():
+        os.write(2, b"fully_quantize: 0, chatter\n")
+    assert "chatter" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError, match="boom"):
+        with export._native_stderr_kept_back():
+            os.write(2, b"the reason it failed\n")
+            raise RuntimeError("boom")
+    assert "the reason it failed" in capfd.readouterr().err
+    os.write(2, b"after\n")  # stderr works again
+    assert "after" in capfd.readouterr().err
