@@ -56,8 +56,11 @@ def test_freeze_then_label_wav(workflow, capsys):
     assert card["labels"][2:] == ["yes", "no"]
     # Raw MFCCs of speech with silence: coefficient 0 is rescaled for both int8 files, and
     # the micro model, fed as the card says, keeps the Keras model's decisions.
+    rescaling = card["calibration"]["int8_input_rescaling"]
+    distances = rescaling["check_probability_distance"]
+    assert rescaling["kept"] and distances["rescaled"] < distances["as_trained"]
     divisor = card["micro_input"]["bin0_divisor"]
-    assert divisor == card["calibration"]["int8_input_rescaling"]["divided_by"] >= 2
+    assert divisor == rescaling["divided_by"] >= 2
     assert f"kFeatureBin0Divisor = {divisor!r}f;" in (export_dir / "model_data.h").read_text()
     # (Measured: mean L1 distance to the float file's probabilities 0.013 with the rescaling,
     # 0.19 when the caller forgets it.)

@@ -476,15 +476,23 @@ def wide_bin0(settings: FeatureSettings, clips: int = 40, seed: int = 0) -> np.n
 
 
 @pytest.mark.parametrize("arch", ["tiny_conv", "conv", "low_latency_conv",
-                                  "tiny_embedding_conv"])
+                                  "tiny_embedding_conv", "ds_cnn"])
 def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(1)
     model = create_model(arch, settings.shape, 4)
     # Untrained weights are ~0.01: make the first layer matter.
-    conv = model.get_layer("first_conv")
-    conv.kernel.assign(np.random.default_rng(2).normal(0, 0.3, conv.kernel.shape))
+    rng = np.random.default_rng(2)
+    conv = model.get_layer("conv" if arch == "ds_cnn" else "first_conv")
+    conv.kernel.assign(rng.normal(0, 0.3, conv.kernel.shape))
+    if arch == "ds_cnn":  # a batch norm with statistics of its own, folded by int8_body
+        norm = model.get_layer("conv_bn")
+        for var, value in ((norm.gamma, rng.uniform(0.5, 2, norm.gamma.shape)),
+                           (norm.beta, rng.normal(0, 1, norm.beta.shape)),
+                           (norm.moving_mean, rng.normal(0, 2, norm.moving_mean.shape)),
+                           (norm.moving_variance, rng.uniform(0.5, 4, norm.moving_variance.shape))):
+            var.assign(value.astype(np.float32))
     feats = wide_bin0(settings)
     body = export.int8_body(model, feats)
     # Bin 0 is brought within the others' range: 120 / 10.
@@ -500,7 +508,7 @@ def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
 def test_int8_body_leaves_other_models_and_even_ranges_alone():
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     feats = wide_bin0(settings)
-    for arch in ("single_fc", "ds_cnn", "low_latency_svdf"):  # no plain conv first
+    for arch in ("single_fc", "low_latency_svdf"):  # no convolution first
         body = export.int8_body(create_model(arch, settings.shape, 4), feats)
         assert body.rescaled_bin is None and body.prepare is None, arch
     even = feats.copy()
@@ -557,6 +565,36 @@ def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
     want = np.stack([lite.invoke_raw(x[None]).reshape(-1) for x in q])
     pytest.importorskip("tflite_micro")
     assert np.array_equal(export.run_micro(micro, q), want)
+
+
+def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
+        trained, tmp_path, monkeypatch):
+    real_body = export.int8_body
+
+    def worse(model, features):  # "rescaled", but computing something else
+        plain = real_body(model, features)
+        return export.Int8Body(lambda x: 0.0 * plain.logits(x), lambda x: x * 1.0, 0, 3.0)
+
+    monkeypatch.setattr(export, "int8_body", worse)
+    result = export.freeze(trained.checkpoint_path, tmp_path / "kws", calibration_clips=30,
+                           stream=io.StringIO())
+    rescaling = result.card["calibration"]["int8_input_rescaling"]
+    assert rescaling["kept"] is False and rescaling["divided_by"] == 3.0
+    distances = rescaling["check_probability_distance"]
+    assert distances["as_trained"] < distances["rescaled"]
+    assert result.card["micro_input"]["bin0_divisor"] == 1.0
+    assert "kFeatureBin0Divisor = 1.0f;" in (tmp_path / "kws" / export.MICRO_HEADER).read_text()
+    assert "bin 0 divided" not in result.card["files"][export.MICRO_TFLITE]["what"]
+
+
+def test_check_clips_are_augmented_as_the_run_trained(trained, corpus):
+    data = export._data_for(trained.config)
+    clean = export.calibration_audio(data, trained.settings, 20, seed=7)
+    noisy = export.calibration_audio(data, trained.settings, 20, seed=7, augment=trained.config)
+    again = export.calibration_audio(data, trained.settings, 20, seed=7, augment=trained.config)
+    assert clean.shape == noisy.shape == (20, 16000)
+    np.testing.assert_array_equal(noisy, again)  # seeded: the same check clips every freeze
+    assert not np.allclose(clean, noisy)
 
 
 def test_per_tensor_ranges_need_check_clips_and_report_their_choice():
