@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -1501,9 +1502,24 @@ def verify(
         "reference": reference, "accuracy": accuracy, "agreement": agreement,
         "max_probability_difference_float_vs_keras": max_diff,
         "max_int8_difference_tflm_vs_litert": max_lsb,
+        "int8_flips": _flips(preds, truth),
         "checks": checks, "passed": all(v for v in checks.values() if v is not None),
         "notes": [tflm_note] if tflm_note else [],
     }
+
+
+def _flips(preds: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, Any] | None:
+    """Clips right in float only and in int8 only, and how likely so large a difference is
+    by chance (two-sided sign test: with the flips falling either way at even odds)."""
+    if "float" not in preds or "int8" not in preds:
+        return None
+    float_right, int8_right = preds["float"] == truth, preds["int8"] == truth
+    only_float = int(np.sum(float_right & ~int8_right))
+    only_int8 = int(np.sum(int8_right & ~float_right))
+    n, k = only_float + only_int8, max(only_float, only_int8)
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n)
+    return {"right_in_float_only": only_float, "right_in_int8_only": only_int8,
+            "p_value": p}
 
 
 def format_verification(report: dict[str, Any]) -> str:
@@ -1518,6 +1534,12 @@ def format_verification(report: dict[str, Any]) -> str:
     for k, v in report["agreement"].items():
         if v is not None:
             lines.append(f"  agreement {k:<29} {100 * v:6.2f}%")
+    flips = report.get("int8_flips")
+    if flips:
+        only = flips["right_in_float_only"]
+        lines.append(f"  int8 vs float: {only} clip{'' if only == 1 else 's'} right in float "
+                     f"only, {flips['right_in_int8_only']} in int8 only (so large a "
+                     f"difference by chance: p = {flips['p_value']:.2f})")
     for k, v in report["checks"].items():
         lines.append(f"  check {k:<25} {'skipped' if v is None else 'ok' if v else 'FAILED'}")
     lines += [f"  note: {n}" for n in report["notes"]]

@@ -262,6 +262,24 @@ def test_verify_keeps_the_promises(exported, corpus):
     testing = export.verify(exported, corpus, split="testing", micro=False)
     assert both["clips"] == report["clips"] + testing["clips"] and testing["clips"] > 0
     assert both["split"] == "validation+testing"
+    flips = report["int8_flips"]
+    assert (flips["right_in_float_only"] - flips["right_in_int8_only"]
+            == round((acc["float"] - acc["int8"]) * report["clips"]))
+
+
+def test_int8_flips_count_each_way_with_a_sign_test():
+    truth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    preds = {"float": np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+             "int8": np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 1])}
+    flips = export._flips(preds, truth)
+    # float alone right on 6 clips, int8 alone on 1: P(>= 6 of 7 one way) = 2 * 8 / 128.
+    assert flips == {"right_in_float_only": 6, "right_in_int8_only": 1, "p_value": 0.125}
+    assert export._flips({"float": truth, "int8": truth}, truth)["p_value"] == 1.0
+    assert export._flips({"float": truth}, truth) is None
+    text = export.format_verification({
+        "export_dir": "x", "clips": 10, "split": "validation", "reference": "keras",
+        "accuracy": {}, "agreement": {}, "checks": {}, "notes": [], "int8_flips": flips})
+    assert "6 clips right in float only, 1 in int8 only" in text and "p = 0.12" in text
 
 
 def test_verify_catches_a_float_model_that_is_not_the_checkpoint(exported, corpus, tmp_path,
