@@ -25,6 +25,7 @@ RESULTS.md. Trained runs are kept in ``--work`` so a re-run only re-freezes and 
     python benchmarks/bench_verification.py                    # both data sets
     python benchmarks/bench_verification.py --datasets real --work /tmp/kwverify
     python benchmarks/bench_verification.py --normalize_features --work /tmp/kwverify
+    python benchmarks/bench_verification.py --datasets real --real_seeds 1,2,3 --work /tmp/kwverify
 """
 
 from __future__ import annotations
@@ -58,12 +59,13 @@ def uptime() -> str:
 
 
 def real_checkpoint(arch: str, data_dir: Path, noise_dir: Path | None, work: Path,
-                    normalize: bool = False) -> str:
+                    normalize: bool = False, seed: int = 1) -> str:
     """Train ``arch`` on the real sample (validation 11 / testing 1) unless already done."""
     recipe = dict(RECIPES[REAL_MODELS[arch]])
     if normalize:
         recipe["normalize_features"] = True
-    train_dir = work / f"real_{arch}{'_norm' if normalize else ''}"
+    train_dir = work / (f"real_{arch}{'_norm' if normalize else ''}"
+                        + ("" if seed == 1 else f"_seed{seed}"))
     total = sum(int(n) for n in recipe["how_many_training_steps"].split(","))
     ckpt = latest_checkpoint(train_dir, arch)
     if ckpt is not None and ckpt.endswith(f"-{total}"):
@@ -74,7 +76,7 @@ def real_checkpoint(arch: str, data_dir: Path, noise_dir: Path | None, work: Pat
         "background_dir": str(noise_dir) if noise_dir else "",
         "validation_percentage": 11.0, "testing_percentage": 1.0,
         "save_step_interval": total, "train_dir": str(train_dir),
-        "summaries_dir": str(train_dir) + "_logs", "verbosity": "warn", "seed": 1})
+        "summaries_dir": str(train_dir) + "_logs", "verbosity": "warn", "seed": seed})
     return train(cfg).checkpoint_path
 
 
@@ -85,6 +87,9 @@ def row(dataset: str, name: str, report: dict) -> str:
         return "-" if d.get(k) is None else f"{100 * d[k]:.2f}"
 
     drop = 100 * (acc["float"] - acc["int8"]) if "int8" in acc else None
+    flips = report.get("int8_flips")
+    flipped = ("-" if not flips else f"{flips['right_in_float_only']} / "
+               f"{flips['right_in_int8_only']} (p {flips['p_value']:.2f})")
     verdict = ", ".join(f"{k} {'ok' if v else 'FAILED'}"
                         for k, v in report["checks"].items() if v is not None)
     return (f"| {dataset} | {name} | {report['split']} | {report['clips']} | "
@@ -92,7 +97,7 @@ def row(dataset: str, name: str, report: dict) -> str:
             f"{pct(acc, 'micro')} | {pct(acc, 'micro_tflm')} | {pct(agree, 'float_vs_keras')} | "
             f"{pct(agree, 'int8_vs_float')} | "
             f"{'-' if drop is None else f'{drop:+.2f}'.replace('+', '')} | "
-            f"{pct(agree, 'micro_tflm_vs_litert')} | {verdict} |")
+            f"{flipped} | {pct(agree, 'micro_tflm_vs_litert')} | {verdict} |")
 
 
 def main() -> None:
@@ -101,6 +106,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None,
                         help="where trained runs and exports go (kept: a re-run reuses them)")
     parser.add_argument("--real_models", default=",".join(REAL_MODELS))
+    parser.add_argument("--real_seeds", default="1",
+                        help="training seeds for the real-speech models, e.g. 1,2,3: how much "
+                             "the int8 drop varies from one trained model to the next")
     parser.add_argument("--calibration_clips", type=int, default=export.DEFAULT_CALIBRATION_CLIPS)
     parser.add_argument("--normalize_features", action="store_true",
                         help="train (and take the quick model) with per-bin feature "
@@ -118,8 +126,9 @@ def main() -> None:
           "default: per_tensor) shown after the model's name")
     print()
     print("| data | model | split | clips | Keras % | float % | int8 % | micro % | TFLM % | "
-          "float = Keras % | int8 = float % | int8 drop (points) | TFLM = LiteRT % | checks |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "float = Keras % | int8 = float % | int8 drop (points) | right in float / int8 only "
+          "| TFLM = LiteRT % | checks |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
     jobs: list[tuple[str, str, str, list[str]]] = []
     fresh = None
     real_all = None
@@ -156,15 +165,17 @@ def main() -> None:
             print(f"real: {data_dir} not found; skipped")
         else:
             noise = shared / "background_noise" / "_background_noise_"
+            seeds = [int(x) for x in args.real_seeds.split(",") if x.strip()]
             for arch in [a.strip() for a in args.real_models.split(",") if a.strip()]:
-                ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None, work,
-                                       args.normalize_features)
-                steps = ckpt.rsplit("-", 1)[-1]
-                jobs.append(("real (11/1)", f"{arch} `{REAL_MODELS[arch]}`, {steps} steps",
-                             ckpt, ["validation", "validation+testing"]))
+                for seed in seeds:
+                    ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None,
+                                           work, args.normalize_features, seed)
+                    steps = ckpt.rsplit("-", 1)[-1]
+                    jobs.append(("real (11/1)", f"{arch} `{REAL_MODELS[arch]}`, seed {seed}, "
+                                 f"{steps} steps", ckpt, ["validation", "validation+testing"]))
     timings = []
     for dataset, name, ckpt, splits in jobs:
-        out = work / (f"export_{dataset.split()[0]}_{Path(ckpt).name}"
+        out = work / (f"export_{dataset.split()[0]}_{Path(ckpt).parent.name}_{Path(ckpt).name}"
                       + ("_norm" if args.normalize_features else ""))
         start = time.monotonic()
         export.freeze(ckpt, out, calibration_clips=args.calibration_clips,
