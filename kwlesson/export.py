@@ -176,6 +176,11 @@ class Int8Body:
     rescaled_bin: int | None = None
     divisor: float = 1.0
 
+    @property
+    def bin0_divisor(self) -> float:
+        """What the micro model's caller divides feature bin 0 by (1.0: nothing)."""
+        return self.divisor if self.rescaled_bin is not None else 1.0
+
     def prepared(self, features: np.ndarray) -> np.ndarray:
         """``prepare`` on a numpy array (the features themselves when there is nothing to do)."""
         if self.prepare is None:
@@ -559,7 +564,9 @@ def _float_ops(model: bytes) -> list[dict]:
 
 
 # TFLite builtin operator codes (schema.fbs).
-_ADD, _RESHAPE, _PAD = 0, 22, 34
+_ADD, _RESHAPE, _PAD, _STRIDED_SLICE = 0, 22, 34, 45
+#: Operators whose output keeps its input's int8 scale: a range set on it has no effect.
+_SAME_SCALE = (_RESHAPE, _PAD, _STRIDED_SLICE)
 
 
 def _averaged_ranges(calibrated: bytes,
@@ -597,7 +604,7 @@ def _averaged_ranges(calibrated: bytes,
         i = partial.pop()
         fixed.add(i)
         op = made_by.get(i)
-        if op is not None and codes[op.opcodeIndex] in (_RESHAPE, _PAD) and op.inputs[0] >= 0:
+        if op is not None and codes[op.opcodeIndex] in _SAME_SCALE and op.inputs[0] >= 0:
             partial.append(int(op.inputs[0]))
     # The tensors the outputs are computed from (the logits before a softmax) get as top the
     # largest second-best score of any clip, plus headroom (see below): the best may
@@ -607,8 +614,13 @@ def _averaged_ranges(calibrated: bytes,
     for op in subgraph.operators:
         if any(int(o) in outputs for o in op.outputs if o >= 0):
             scores |= {int(i) for i in op.inputs if i >= 0} - fixed
+    # Outputs of reshapes, pads and slices take their input's scale whatever range they are
+    # given (checked: the quantised file is byte for byte the same), so per_tensor would
+    # convert once per such tensor for nothing.
+    inherits = {i for i, op in made_by.items() if codes[op.opcodeIndex] in _SAME_SCALE}
     ranged = [i for i, t in enumerate(tensors)
-              if i not in fixed and t.quantization is not None and t.quantization.min is not None
+              if i not in fixed and i not in inherits and t.quantization is not None
+              and t.quantization.min is not None
               and len(t.quantization.min) == 1 and t.type == 0]  # 0: FLOAT32
     lows: dict[int, list[float]] = {i: [] for i in ranged}
     highs: dict[int, list[float]] = {i: [] for i in ranged}
@@ -1191,7 +1203,7 @@ def freeze(
             note = f"From {trained.checkpoint_path} (step {trained.step})."
             cc, h = c_array_source(blobs[MICRO_TFLITE], labels, settings,
                                    tensors[MICRO_TFLITE], note,
-                                   body.divisor if body.rescaled_bin is not None else 1.0)
+                                   body.bin0_divisor)
             (tmp / MICRO_SOURCE).write_text(cc, encoding="utf-8")
             (tmp / MICRO_HEADER).write_text(h, encoding="utf-8")
             files[MICRO_SOURCE] = tmp / MICRO_SOURCE
@@ -1280,7 +1292,7 @@ def freeze(
                 "features": "compute_features with feature_settings"
                             + (" (normalised, see feature_normalization)"
                                if settings.normalized else ""),
-                "bin0_divisor": body.divisor if body.rescaled_bin is not None else 1.0,
+                "bin0_divisor": body.bin0_divisor,
                 "how": "divide feature bin 0 by bin0_divisor, then quantise with the input "
                        "tensor's scale and zero point: q = round(x / scale) + zero_point; "
                        "export.micro_input(features, card) does the first step"},
