@@ -138,7 +138,7 @@ def front_end_file(settings: FeatureSettings) -> bytes:
 
     @tf.function(input_signature=[spec])
     def front_end(audio: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"features": compute_features(audio, settings)}
+        return {"features": compute_features(audio, settings, dft="matrix")}
 
     return export.convert(front_end.get_concrete_function(), "float")
 

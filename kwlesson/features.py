@@ -33,6 +33,13 @@ Choices, and why:
 * The mel matrix (HTK mel scale, ``tf.signal.linear_to_mel_weight_matrix``) and the DCT matrix
   are computed once and embedded as constants; the DCT is a plain matrix product, not
   ``tf.signal.dct`` (an FFT of complex numbers), which TFLite converters handle more easily.
+* Two ways to the same spectrum (``dft=``): ``"fft"`` (default) is ``tf.signal.stft``, what
+  training and evaluation run in TensorFlow. ``"matrix"`` computes the same windowed DFT as two
+  small matrix products (a 512-point DFT as 16-point DFTs, a twiddle, then 32-point DFTs, only
+  for the bins the features use): what the exported models carry, because LiteRT's RFFT2D op
+  costs 0.28 ms per clip and the products 0.1 ms (benchmarks/RESULTS.md, "Export"). The two
+  agree to float rounding (a few 1e-7 of each frame's peak) and a silent frame is exactly
+  silent in both.
 
 Introduced in notebook 02.
 
@@ -57,6 +64,7 @@ import tensorflow as tf
 
 __all__ = [
     "PREPROCESS_CHOICES",
+    "DFT_CHOICES",
     "MEL_LOWER_HZ",
     "MEL_UPPER_HZ",
     "MFCC_MEL_BINS",
@@ -73,6 +81,8 @@ __all__ = [
 ]
 
 PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average")
+#: How the spectrum is computed: TensorFlow's FFT, or the matrix DFT the exported models use.
+DFT_CHOICES = ("fft", "matrix")
 #: Mel filterbank range, from the reference's Mfcc op (speech sits well below 4 kHz).
 MEL_LOWER_HZ = 20.0
 MEL_UPPER_HZ = 4000.0
@@ -316,59 +326,137 @@ def _stft(audio: tf.Tensor, settings: FeatureSettings) -> tf.Tensor:
     )
 
 
-def spectrogram(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+@functools.lru_cache(maxsize=32)
+def _dft_matrices(window: int, fft_length: int, bins: int) -> dict[str, np.ndarray]:
+    """Constants of the two-stage DFT of a periodic-Hann window zero-padded to ``fft_length``.
+
+    Sample ``n = n1 + p * n2`` of a frame and bin ``k = q * k1 + k2`` (``p * q = fft_length``):
+    ``X[k] = sum_n1 W_p^(n1 k1) * W_N^(n1 k2) * sum_n2 x[n] W_q^(n2 k2)``, so stage 1 is a
+    q-point DFT over n2 for every n1, then the twiddle ``W_N^(n1 k2)``, then a p-point DFT over
+    n1 for every k2 (only the k1 the first ``bins`` bins need). Complex numbers are carried as
+    [real, imaginary] halves; built in float64, stored float32.
+    """
+    p = 2 ** math.ceil(math.log2(fft_length) / 2)
+    q = fft_length // p
+    rows = -(-window // p)             # n2 values that hold samples (the rest is zero padding)
+    k1_count = -(-bins // q)
+    hann = np.zeros(p * rows)
+    hann[:window] = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(window) / window)
+    stage1 = np.exp(-2j * np.pi * np.arange(rows)[:, None] * np.arange(q)[None, :] / q)
+    twiddle = np.exp(-2j * np.pi * np.arange(p)[:, None] * np.arange(q)[None, :] / fft_length)
+    dft = np.exp(-2j * np.pi * np.arange(p)[:, None] * np.arange(k1_count)[None, :] / p)
+    # [re | im] of n1 in -> re and im of k1 out: (a + ib)(c + id) = (ac - bd) + i(ad + bc).
+    f32 = functools.partial(np.asarray, dtype=np.float32)
+    return {"p": p, "q": q, "rows": rows, "k1": k1_count,
+            "window": f32(hann.reshape(rows, p).T),                         # [p, rows]
+            "stage1_re": f32(stage1.real), "stage1_im": f32(stage1.imag),   # [rows, q]
+            "twiddle_re": f32(twiddle.real), "twiddle_im": f32(twiddle.imag),  # [p, q]
+            "stage2_re": f32(np.concatenate([dft.real, -dft.imag])),        # [2p, k1]
+            "stage2_im": f32(np.concatenate([dft.imag, dft.real]))}                                      # [2p, 2 k1]
+
+
+def _matrix_dft_magnitude(audio: tf.Tensor, settings: FeatureSettings, bins: int) -> tf.Tensor:
+    """|DFT| of the first ``bins`` bins by matrix products: the ``dft="matrix"`` spectrum."""
+    window, step = settings.window_size_samples, settings.window_stride_samples
+    m = _dft_matrices(window, settings.fft_length, bins)
+    p, q, rows, k1 = m["p"], m["q"], m["rows"], m["k1"]
+    frames = tf.signal.frame(audio, window, step)                  # [..., frames, window]
+    frame_count = frames.shape[-2] if frames.shape[-2] is not None else tf.shape(frames)[-2]
+    if p * rows > window:
+        pad = [[0, 0]] * (frames.shape.rank - 1) + [[0, p * rows - window]]
+        frames = tf.pad(frames, pad)
+    x = tf.reshape(frames, [-1, frame_count, rows, p])
+    x = tf.transpose(x, [0, 1, 3, 2]) * m["window"]               # [b, frames, p, rows]
+    # Real and imaginary parts from separate products (no SPLIT: the int8 converter would
+    # quantise it, front end or not).
+    re, im = tf.matmul(x, m["stage1_re"]), tf.matmul(x, m["stage1_im"])  # [b, frames, p, q]
+    twiddled = tf.concat([re * m["twiddle_re"] - im * m["twiddle_im"],
+                          re * m["twiddle_im"] + im * m["twiddle_re"]], axis=2)
+    twiddled = tf.transpose(twiddled, [0, 1, 3, 2])                # [b, frames, q, 2p]
+    re, im = tf.matmul(twiddled, m["stage2_re"]), tf.matmul(twiddled, m["stage2_im"])
+    magnitude = tf.sqrt(re * re + im * im)                          # [b, frames, k2, k1]
+    magnitude = tf.reshape(tf.transpose(magnitude, [0, 1, 3, 2]), [-1, frame_count, k1 * q])
+    if k1 * q > bins:
+        magnitude = magnitude[:, :, :bins]
+    if audio.shape.rank == 1:
+        return tf.reshape(magnitude, [frame_count, bins])
+    return magnitude
+
+
+def _check_dft(dft: str) -> None:
+    if dft not in DFT_CHOICES:
+        raise ValueError(f"dft must be one of {', '.join(DFT_CHOICES)}, not {dft!r}")
+
+
+def _magnitude(audio: Any, settings: FeatureSettings, dft: str, bins: int | None = None
+               ) -> tf.Tensor:
+    """|STFT| of the first ``bins`` bins (all ``fft_bin_count`` by default)."""
+    _check_dft(dft)
+    audio = _as_audio(audio)
+    bins = settings.fft_bin_count if bins is None else bins
+    if dft == "matrix":
+        return _matrix_dft_magnitude(audio, settings, bins)
+    magnitude = tf.abs(_stft(audio, settings))
+    return magnitude if bins == settings.fft_bin_count else magnitude[..., :bins]
+
+
+def spectrogram(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """Magnitude spectrogram |STFT|: [samples] -> [frames, fft_bin_count] (batched too).
 
     >>> spectrogram(tf.zeros([16000]), FeatureSettings()).shape
     TensorShape([98, 257])
     """
-    return tf.abs(_stft(_as_audio(audio), settings))
+    return _magnitude(audio, settings, dft)
 
 
-def power_spectrogram(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+def power_spectrogram(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """Power spectrogram |STFT|**2, the reference AudioSpectrogram with magnitude_squared=True.
 
     >>> power_spectrogram(tf.zeros([2, 16000]), FeatureSettings()).shape
     TensorShape([2, 98, 257])
     """
-    return tf.math.square(spectrogram(audio, settings))
+    return tf.math.square(spectrogram(audio, settings, dft))
 
 
-def _log_mel(magnitude: tf.Tensor, settings: FeatureSettings, num_mel_bins: int) -> tf.Tensor:
-    weights = tf.constant(_mel_matrix(num_mel_bins, settings.fft_bin_count, settings.sample_rate))
+def _log_mel(audio: Any, settings: FeatureSettings, num_mel_bins: int, dft: str) -> tf.Tensor:
+    weights = _mel_matrix(num_mel_bins, settings.fft_bin_count, settings.sample_rate)
+    if dft == "matrix":
+        # Bins above the filterbank's top (4 kHz) have zero weight: the DFT can stop there.
+        weights = weights[:int(np.nonzero(weights.any(axis=1))[0].max()) + 1]
+    magnitude = _magnitude(audio, settings, dft, bins=len(weights))
     # tensordot on the last axis works for [frames, bins] and [batch, frames, bins] alike.
-    mel = tf.tensordot(magnitude, weights, axes=1)
+    mel = tf.tensordot(magnitude, tf.constant(weights), axes=1)
     return tf.math.log(mel + LOG_OFFSET)
 
 
-def log_mel(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+def log_mel(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """Log mel spectrogram: feature_bin_count mel channels, 20-4000 Hz, natural log.
 
     >>> log_mel(tf.zeros([16000]), FeatureSettings(preprocess="log_mel")).shape
     TensorShape([98, 40])
     """
-    return _log_mel(spectrogram(audio, settings), settings, settings.feature_bin_count)
+    return _log_mel(audio, settings, settings.feature_bin_count, dft)
 
 
-def mfcc(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+def mfcc(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """MFCC as the reference: 40 mel channels, 20-4000 Hz, log, DCT keeping feature_bin_count.
 
     >>> mfcc(tf.zeros([16000]), FeatureSettings(feature_bin_count=13)).shape
     TensorShape([98, 13])
     """
-    logmel = _log_mel(spectrogram(audio, settings), settings, MFCC_MEL_BINS)
+    logmel = _log_mel(audio, settings, MFCC_MEL_BINS, dft)
     dct = tf.constant(_dct_matrix(MFCC_MEL_BINS, settings.feature_bin_count))
     return tf.tensordot(logmel, dct, axes=1)
 
 
-def average(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+def average(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """The reference's 'average': power spectrogram averaged over groups of neighbouring bins.
 
     >>> average(tf.zeros([16000]), FeatureSettings(preprocess="average")).shape
     TensorShape([98, 43])
     """
     audio = _as_audio(audio)
-    power = power_spectrogram(audio, settings)
+    power = power_spectrogram(audio, settings, dft)
     width = _average_window_width(settings)
     # avg_pool2d wants [batch, height, width, channels]: frames are the height, bins the width.
     # expand_dims/squeeze rather than slicing: strided slices trip up TFLite int8 conversion.
@@ -385,7 +473,7 @@ def average(audio: Any, settings: FeatureSettings) -> tf.Tensor:
 _DISPATCH = {"spectrogram": spectrogram, "log_mel": log_mel, "mfcc": mfcc, "average": average}
 
 
-def compute_features(audio: Any, settings: FeatureSettings) -> tf.Tensor:
+def compute_features(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
     """Features chosen by ``settings.preprocess``: [samples] -> [frames, bins], batched alike.
 
     A clip of ``settings.desired_samples`` gives ``settings.shape``; other lengths give
@@ -394,10 +482,13 @@ def compute_features(audio: Any, settings: FeatureSettings) -> tf.Tensor:
     With ``settings.feature_mean`` / ``feature_scale`` set, each bin is then normalised:
     ``(x - mean) * (1 / scale)``.
 
+    ``dft``: ``"fft"`` (TensorFlow's FFT, as training) or ``"matrix"`` (the same spectrum by
+    matrix products, as the exported models compute it; see the module's notes).
+
     >>> compute_features(np.zeros([4, 16000], np.float32), FeatureSettings()).shape
     TensorShape([4, 98, 40])
     """
-    features = _DISPATCH[settings.preprocess](audio, settings)
+    features = _DISPATCH[settings.preprocess](audio, settings, dft)
     if settings.feature_mean is None:
         return features
     # Two constants and two elementwise ops: they convert to TFLite SUB/MUL and stay cheap.

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from kwlesson.features import (
+    DFT_CHOICES,
     LOG_OFFSET,
     PREPROCESS_CHOICES,
     FeatureLayer,
@@ -309,6 +310,84 @@ def test_works_inside_tf_function_with_unknown_batch_and_length():
         np.testing.assert_allclose(fn(x).numpy(), compute_features(x, s).numpy(),
                                    rtol=1e-5, atol=1e-5, err_msg=p)
         assert tuple(fn(x[:, :8000]).shape) == (2, 48, s.fingerprint_width)
+
+
+# ---------------------------------------------------------------- the matrix DFT (export)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},                                                   # 480-sample windows, 512-point DFT
+    {"feature_bin_count": 13},
+    {"preprocess": "log_mel"},
+    {"preprocess": "spectrogram"},                        # every bin, up to Nyquist
+    {"preprocess": "average"},
+    {"window_size_ms": 40, "window_stride_ms": 20},       # 640 samples, 1024-point
+    {"window_size_ms": 20},                               # 320 samples, 512-point
+    {"window_size_ms": 64, "window_stride_ms": 32, "preprocess": "spectrogram"},  # no padding
+    {"window_size_ms": 8, "window_stride_ms": 4, "preprocess": "spectrogram"},    # 128-point
+])
+def test_matrix_dft_gives_the_fft_features(kwargs):
+    s = FeatureSettings(**kwargs)
+    rng = np.random.default_rng(11)
+    x = np.stack([rng.normal(0, 0.1, SR), tone_burst(3000.0), tone_burst(150.0, amp=0.01)])
+    x = x.astype(np.float32)
+    want = spectrogram(x, s).numpy()
+    got = spectrogram(x, s, dft="matrix").numpy()
+    assert got.shape == want.shape
+    # Float rounding only: within 2e-6 of each frame's peak (measured ~5e-7).
+    peak = np.maximum(want.max(axis=-1, keepdims=True), 1e-12)
+    assert (np.abs(got - want) / peak).max() < 2e-6
+    fft_features = compute_features(x, s).numpy()
+    matrix_features = compute_features(x, s, dft="matrix").numpy()
+    # Noise fills every bin, so the log does not magnify rounding (tone bursts: next test).
+    np.testing.assert_allclose(matrix_features[0], fft_features[0], atol=2e-5 * max(
+        1.0, float(np.abs(fft_features[0]).max())))
+    # One clip alone gives its row of the batch.
+    np.testing.assert_allclose(compute_features(x[1], s, dft="matrix").numpy(),
+                               matrix_features[1], rtol=1e-6, atol=1e-6)
+
+
+def test_matrix_dft_mfcc_is_as_close_to_float64_as_the_fft():
+    """Where a tone starts, bins far from it hold 1e-6 of the frame's energy and the log
+    magnifies float32 rounding (TensorFlow's FFT included): compare both to float64."""
+    s = FeatureSettings()
+    x = np.stack([tone_burst(3000.0), tone_burst(150.0, amp=0.01), tone_burst(440.0)])
+    idx = (np.arange(s.spectrogram_length)[:, None] * s.window_stride_samples
+           + np.arange(s.window_size_samples)[None, :])
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(s.window_size_samples)
+                              / s.window_size_samples)
+    magnitude = np.abs(np.fft.rfft(x.astype(np.float64)[:, idx] * hann, s.fft_length))
+    mel = tf.signal.linear_to_mel_weight_matrix(40, s.fft_bin_count, SR, 20.0, 4000.0).numpy()
+    n, k = np.arange(40)[:, None], np.arange(40)[None, :]
+    dct = 2 * np.cos(np.pi * k * (2 * n + 1) / 80) / np.sqrt(80)
+    truth = np.log(magnitude @ mel.astype(np.float64) + LOG_OFFSET) @ dct
+    fft_error = np.abs(compute_features(x, s).numpy() - truth)
+    matrix_error = np.abs(compute_features(x, s, dft="matrix").numpy() - truth)
+    assert fft_error.max() > 1e-3  # the magnification is real (measured 0.02)
+    assert matrix_error.max() <= 2 * fft_error.max()      # measured 1.0-1.4x
+    assert matrix_error.mean() <= 3 * fft_error.mean()    # measured 1.7x
+
+
+def test_matrix_dft_keeps_silent_frames_exactly_silent():
+    s = FeatureSettings()
+    x = tone_burst(1000.0, start_s=0.5, stop_s=1.0)
+    features = compute_features(x, s, dft="matrix").numpy()
+    silent = features[: (8000 - s.window_size_samples) // s.window_stride_samples + 1]
+    np.testing.assert_array_equal(silent, compute_features(x, s).numpy()[: len(silent)])
+    # Coefficient 0 of silence: 40 mel bins at log(1e-6), times the DCT-II weight 2 / sqrt(80).
+    assert silent[0, 0] == pytest.approx(40 * math.log(LOG_OFFSET) * 2 / math.sqrt(80), rel=1e-5)
+
+
+def test_matrix_dft_works_inside_tf_function_and_refuses_unknown_methods():
+    s = FeatureSettings()
+    x = np.random.default_rng(12).uniform(-0.5, 0.5, (2, SR)).astype(np.float32)
+    fn = tf.function(lambda a: compute_features(a, s, dft="matrix"),
+                     input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    np.testing.assert_allclose(fn(x).numpy(), compute_features(x, s).numpy(), atol=2e-5)
+    assert tuple(fn(x[:, :8000]).shape) == (2, 48, 40)
+    assert DFT_CHOICES == ("fft", "matrix")
+    with pytest.raises(ValueError, match="dft must be one of fft, matrix, not 'cuda'"):
+        compute_features(x, s, dft="cuda")
 
 
 def test_feature_layer_in_a_model_saves_and_reloads(tmp_path):
