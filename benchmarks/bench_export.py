@@ -262,9 +262,10 @@ def main() -> None:
     for arch in TINY:
         if arch in rows:
             ms = rows[arch][1]
+            # A verdict per runtime: XNNPACK is LiteRT's default, built-in kernels the option.
             verdicts = ", ".join(
-                f"{kind} {ms[kind][0]:.3f} / {ms[kind][1]:.3f} ms -> "
-                f"{'met' if min(ms[kind]) <= 0.5 else 'missed'}"
+                f"{kind} {ms[kind][0]:.3f} / {ms[kind][1]:.3f} ms -> " + " / ".join(
+                    "met" if v <= 0.5 else "missed" for v in ms[kind])
                 for kind in ("micro", "float", "int8"))
             print(f"aim: {arch} <= 0.5 ms per clip (XNNPACK / built-in): {verdicts}")
     uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
