@@ -90,6 +90,9 @@ def row(dataset: str, name: str, report: dict) -> str:
     flips = report.get("int8_flips")
     flipped = ("-" if not flips else f"{flips['right_in_float_only']} / "
                f"{flips['right_in_int8_only']} (p {flips['p_value']:.2f})")
+    rounding = report.get("score_rounding_flips")
+    rounded = ("-" if not rounding else f"{rounding['right_in_float_only']} / "
+               f"{rounding['right_in_int8_only']} (step {report['int8_score_step']:.3f})")
     verdict = ", ".join(f"{k} {'ok' if v else 'FAILED'}"
                         for k, v in report["checks"].items() if v is not None)
     return (f"| {dataset} | {name} | {report['split']} | {report['clips']} | "
@@ -97,7 +100,7 @@ def row(dataset: str, name: str, report: dict) -> str:
             f"{pct(acc, 'micro')} | {pct(acc, 'micro_tflm')} | {pct(agree, 'float_vs_keras')} | "
             f"{pct(agree, 'int8_vs_float')} | "
             f"{'-' if drop is None else f'{drop:+.2f}'.replace('+', '')} | "
-            f"{flipped} | {pct(agree, 'micro_tflm_vs_litert')} | {verdict} |")
+            f"{flipped} | {rounded} | {pct(agree, 'micro_tflm_vs_litert')} | {verdict} |")
 
 
 def main() -> None:
@@ -127,8 +130,8 @@ def main() -> None:
     print()
     print("| data | model | split | clips | Keras % | float % | int8 % | micro % | TFLM % | "
           "float = Keras % | int8 = float % | int8 drop (points) | right in float / int8 only "
-          "| TFLM = LiteRT % | checks |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|")
+          "| the same, Keras' scores rounded to int8's step alone | TFLM = LiteRT % | checks |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|")
     jobs: list[tuple[str, str, str, list[str]]] = []
     fresh = None
     real_all = None

@@ -1420,7 +1420,11 @@ def verify(
       differently, which flips near ties (``micro_tflm_vs_litert_xnnpack``, reported too).
 
     ``passed`` is True when every check that ran passed. Accuracies: ``keras``, ``float``,
-    ``int8``, ``micro`` (LiteRT defaults), ``micro_litert_builtin``, ``micro_tflm``. ``data_dir``: the data set (default:
+    ``int8``, ``micro`` (LiteRT defaults), ``micro_litert_builtin``, ``micro_tflm``, and
+    ``keras_scores_rounded``: Keras' scores (before the softmax) rounded to the int8 file's
+    score step, the int8 error no better calibration of the network can remove (clips whose
+    two best scores lie within a step tie or swap); ``score_rounding_flips`` counts its flips
+    as ``int8_flips`` counts the int8 file's. ``data_dir``: the data set (default:
     the run's); ``data``: a loaded :class:`kwlesson.data.SpeechCommands` instead.
     ``split``: a split name, or several joined by ``+`` (``"validation+testing"``: every
     held-out clip, when one split is too small for a 1-point check to mean much).
@@ -1461,7 +1465,7 @@ def verify(
                                for i in range(0, len(audio), 256)])
 
     ckpt = checkpoint or card.get("checkpoint")
-    keras_probs, reference = None, None
+    keras_probs, reference, logits = None, None, None
     if ckpt and Path(str(ckpt) + ".index").exists() or (ckpt and Path(ckpt).is_dir()):
         trained = load_trained(ckpt)
         logits = np.concatenate([
@@ -1479,6 +1483,13 @@ def verify(
 
     preds: dict[str, np.ndarray] = {"keras": keras_probs.argmax(-1)}
     probs: dict[str, np.ndarray] = {"keras": keras_probs}
+    score_step = None
+    if logits is not None and (d / INT8_TFLITE).is_file():
+        # The least any int8 output can do: Keras' scores rounded to the int8 file's score
+        # step. Clips whose two best scores lie within a step of each other tie or swap.
+        score_step, zero = _score_quantization(d / INT8_TFLITE)
+        if score_step:
+            preds["keras_scores_rounded"] = _rounded_scores(logits, score_step, zero).argmax(-1)
     for kind, name, x in (("float", FLOAT_TFLITE, audio), ("int8", INT8_TFLITE, audio),
                           ("micro", MICRO_TFLITE, micro_input(features, card))):
         if (d / name).is_file():
@@ -1507,7 +1518,8 @@ def verify(
                  "int8_vs_float": agree("int8", "float"),
                  "micro_vs_keras": agree("micro", "keras"),
                  "micro_tflm_vs_litert": agree("micro_tflm", "micro_litert_builtin"),
-                 "micro_tflm_vs_litert_xnnpack": agree("micro_tflm", "micro")}
+                 "micro_tflm_vs_litert_xnnpack": agree("micro_tflm", "micro"),
+                 "keras_scores_rounded_vs_keras": agree("keras_scores_rounded", "keras")}
     checks: dict[str, bool | None] = {
         "float_agrees_with_keras": (None if agreement["float_vs_keras"] is None
                                     else agreement["float_vs_keras"] >= MIN_FLOAT_AGREEMENT),
@@ -1524,17 +1536,37 @@ def verify(
         "max_probability_difference_float_vs_keras": max_diff,
         "max_int8_difference_tflm_vs_litert": max_lsb,
         "int8_flips": _flips(preds, truth),
+        "int8_score_step": score_step,
+        "score_rounding_flips": (None if "keras_scores_rounded" not in preds else
+                                 _flips(preds, truth, "keras", "keras_scores_rounded")),
         "checks": checks, "passed": all(v for v in checks.values() if v is not None),
         "notes": [tflm_note] if tflm_note else [],
     }
 
 
-def _flips(preds: dict[str, np.ndarray], truth: np.ndarray) -> dict[str, Any] | None:
-    """Clips right in float only and in int8 only, and how likely so large a difference is
+def _rounded_scores(scores: np.ndarray, step: float, zero: int) -> np.ndarray:
+    """Float scores as an int8 tensor of that step and zero point holds them."""
+    return np.clip(np.round(scores / step) + zero, -128, 127).astype(np.int8)
+
+
+def _score_quantization(path: Path) -> tuple[float | None, int]:
+    """(scale, zero point) of the int8 scores going into the int8 file's SOFTMAX."""
+    interp = _litert_interpreter(path, delegate=False)
+    tensors = interp.get_tensor_details()
+    for op in interp._get_ops_details():
+        if op["op_name"] == "SOFTMAX":
+            scale, zero = tensors[op["inputs"][0]]["quantization"]
+            return (float(scale) or None), int(zero)
+    return None, 0
+
+
+def _flips(preds: dict[str, np.ndarray], truth: np.ndarray, a: str = "float",
+           b: str = "int8") -> dict[str, Any] | None:
+    """Clips right in ``a`` only and in ``b`` only, and how likely so large a difference is
     by chance (two-sided sign test: with the flips falling either way at even odds)."""
-    if "float" not in preds or "int8" not in preds:
+    if a not in preds or b not in preds:
         return None
-    float_right, int8_right = preds["float"] == truth, preds["int8"] == truth
+    float_right, int8_right = preds[a] == truth, preds[b] == truth
     only_float = int(np.sum(float_right & ~int8_right))
     only_int8 = int(np.sum(int8_right & ~float_right))
     n, k = only_float + only_int8, max(only_float, only_int8)
@@ -1561,6 +1593,12 @@ def format_verification(report: dict[str, Any]) -> str:
         lines.append(f"  int8 vs float: {only} clip{'' if only == 1 else 's'} right in float "
                      f"only, {flips['right_in_int8_only']} in int8 only (so large a "
                      f"difference by chance: p = {flips['p_value']:.2f})")
+    rounding = report.get("score_rounding_flips")
+    if rounding:
+        lines.append(f"  Keras' scores rounded to the int8 file's step ({report['int8_score_step']:.3f}) "
+                     f"alone: {rounding['right_in_float_only']} right in float only, "
+                     f"{rounding['right_in_int8_only']} in rounded only (the least an int8 "
+                     "output can do)")
     for k, v in report["checks"].items():
         lines.append(f"  check {k:<25} {'skipped' if v is None else 'ok' if v else 'FAILED'}")
     lines += [f"  note: {n}" for n in report["notes"]]

@@ -268,6 +268,25 @@ def test_verify_keeps_the_promises(exported, corpus):
             == round((acc["float"] - acc["int8"]) * report["clips"]))
 
 
+def test_verify_measures_what_rounding_the_scores_alone_costs(exported, corpus, monkeypatch):
+    report = export.verify(exported, corpus, micro=False)
+    step, zero = export._score_quantization(exported / export.INT8_TFLITE)
+    assert report["int8_score_step"] == step > 0
+    assert report["agreement"]["keras_scores_rounded_vs_keras"] >= 0.9
+    assert "rounded to the int8 file's step" in export.format_verification(report)
+    # Two scores 0.05 apart: a step of 0.1 makes them tie (argmax: the first label), 0.01 not;
+    # beyond the int8 range they saturate and tie too.
+    scores = np.array([[1.0, 1.05, -3.0]])
+    assert export._rounded_scores(scores, 0.1, 0).tolist() == [[10, 10, -30]]
+    assert export._rounded_scores(scores, 0.01, 0).argmax() == 1
+    assert export._rounded_scores(scores, 0.001, 0).tolist() == [[127, 127, -128]]
+    # So coarse a step that every score ties: the first label wins every clip.
+    monkeypatch.setattr(export, "_score_quantization", lambda path: (1e3, 0))
+    coarse = export.verify(exported, corpus, micro=False)
+    truth_first = coarse["accuracy"]["keras_scores_rounded"]
+    assert truth_first < 0.5 and coarse["agreement"]["keras_scores_rounded_vs_keras"] < 0.5
+
+
 def test_int8_flips_count_each_way_with_a_sign_test():
     truth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     preds = {"float": np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
