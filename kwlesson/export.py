@@ -1485,8 +1485,8 @@ def verify(
     probs: dict[str, np.ndarray] = {"keras": keras_probs}
     score_step = None
     if logits is not None and (d / INT8_TFLITE).is_file():
-        # The least any int8 output can do: Keras' scores rounded to the int8 file's score
-        # step. Clips whose two best scores lie within a step of each other tie or swap.
+        # What int8 scores cost even after an exact network: Keras' scores rounded to the
+        # int8 file's score step. Clips whose two best scores lie within a step tie or swap.
         score_step, zero = _score_quantization(d / INT8_TFLITE)
         if score_step:
             preds["keras_scores_rounded"] = _rounded_scores(logits, score_step, zero).argmax(-1)
@@ -1597,8 +1597,8 @@ def format_verification(report: dict[str, Any]) -> str:
     if rounding:
         lines.append(f"  Keras' scores rounded to the int8 file's step ({report['int8_score_step']:.3f}) "
                      f"alone: {rounding['right_in_float_only']} right in float only, "
-                     f"{rounding['right_in_int8_only']} in rounded only (the least an int8 "
-                     "output can do)")
+                     f"{rounding['right_in_int8_only']} in rounded only (as if everything before the "
+                     "scores were exact)")
     for k, v in report["checks"].items():
         lines.append(f"  check {k:<25} {'skipped' if v is None else 'ok' if v else 'FAILED'}")
     lines += [f"  note: {n}" for n in report["notes"]]
