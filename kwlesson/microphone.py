@@ -43,9 +43,10 @@ import re
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import anywidget
 import numpy as np
@@ -53,8 +54,12 @@ import soxr
 import traitlets
 
 from kwlesson.audio import SAMPLE_RATE, read_wav, write_wav
-from kwlesson.streaming import (SILENCE_LABEL, UNKNOWN_LABEL, Detection, RecognizeCommands,
-                                StreamModel)
+from kwlesson.streaming import (
+    SILENCE_LABEL,
+    Detection,
+    RecognizeCommands,
+    StreamModel,
+)
 
 __all__ = [
     "Microphone",

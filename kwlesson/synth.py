@@ -581,7 +581,7 @@ def _worker_main() -> None:
     job = json.loads(sys.stdin.read())
     try:
         _run_job(job, lambda what: print("ok", what, flush=True))
-    except Exception as err:  # noqa: BLE001: told to the parent, which raises it
+    except Exception as err:  # noqa: BLE001 - told to the parent, which raises it
         print("error", f"{type(err).__name__}: {err}".replace("\n", " "), flush=True)
         sys.exit(1)
 
@@ -623,7 +623,7 @@ def _run_workers(jobs: list[dict], workers: int, total: int, progress: bool) -> 
             if proc.returncode != 0:
                 detail = problem or "".join(err_lines[-5:]).strip() or f"exit {proc.returncode}"
                 events.put(("error", detail))
-        except Exception as err:  # noqa: BLE001: reported to the main thread
+        except Exception as err:  # noqa: BLE001 - reported to the main thread
             events.put(("error", f"{type(err).__name__}: {err}"))
         finally:
             events.put(("done", None))
@@ -693,7 +693,7 @@ def _settings(words: list[str], speakers: int, seed: int, ingredients: frozenset
     try:
         from importlib.metadata import version
         loader = version("espeakng-loader")
-    except Exception:  # noqa: BLE001: an odd install still works, just caches by path
+    except Exception:  # noqa: BLE001 - an odd install still works, just caches by path
         loader = str(Path(espeakng_loader.__file__).parent)
     return {"synth_version": SYNTH_VERSION, "espeakng_loader": loader, "words": words,
             "speakers": int(speakers), "seed": int(seed),

@@ -1423,7 +1423,12 @@ __all__ += ["WhatIf", "what_if"]
 # --------------------------------------------------------------------------------------------
 # Notebooks 08 and 09: the microphone (recorder and live view), kept in kwlesson.microphone
 
-from kwlesson.microphone import (LiveResult, Microphone, live_view, microphone_problem,  # noqa: E402
-                                 recorder)
+from kwlesson.microphone import (  # noqa: E402
+    LiveResult,
+    Microphone,
+    live_view,
+    microphone_problem,
+    recorder,
+)
 
 __all__ += ["LiveResult", "Microphone", "live_view", "microphone_problem", "recorder"]

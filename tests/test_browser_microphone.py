@@ -40,7 +40,6 @@ import time
 import nbformat
 import numpy as np
 import pytest
-
 from browser_harness import ARTIFACTS, Chromium, JupyterLab, LabPage, require_browser
 
 import kwlesson as kw

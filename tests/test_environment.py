@@ -69,7 +69,8 @@ def test_no_pytorch_anywhere():
 def test_python_version_agrees():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert "3.11" in project["requires-python"]
-    assert re.search(r"^\s*- python=3\.11\s*$", (ROOT / "environment.yml").read_text(), re.M)
+    environment = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^\s*- python=3\.11\s*$", environment, re.MULTILINE)
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "keras", "librosa", "soundfile", "soxr",

@@ -19,8 +19,14 @@ import soxr
 import kwlesson as kw
 from kwlesson.audio import read_wav, write_wav
 from kwlesson.data import speaker_of, which_set
-from kwlesson.microphone import (UPLOAD_HINT, Microphone, StreamResampler, loudest_second,
-                                 microphone_problem, new_speaker_id)
+from kwlesson.microphone import (
+    UPLOAD_HINT,
+    Microphone,
+    StreamResampler,
+    loudest_second,
+    microphone_problem,
+    new_speaker_id,
+)
 from kwlesson.streaming import StreamModel, recognize_scores, stream_scores
 from kwlesson.widgets import live_view, recorder, upload_and_label
 

@@ -17,6 +17,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
+
 from kwlesson import streaming as S  # noqa: E402
 from kwlesson.audio import read_wav  # noqa: E402
 from kwlesson.config import shared_datasets_dir  # noqa: E402
@@ -27,7 +29,6 @@ from kwlesson.streaming import (  # noqa: E402
     read_ground_truth,
 )
 
-from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 LABELS = ["_silence_", "_unknown_", *WORDS]
 
 
@@ -388,7 +389,7 @@ def test_end_to_end_streaming_accuracy(trained, stream_model, stream):
     assert again == r.detections
     if r.detections:
         assert re.search(rf"^{r.detections[0].time_ms}ms: {r.detections[0].label}: "
-                         r"\d\.\d{3} \((Correct|Wrong|False Positive)\)$", text, re.M)
+                         r"\d\.\d{3} \((Correct|Wrong|False Positive)\)$", text, re.MULTILINE)
 
 
 def test_wrong_rate_stereo_wav_is_resampled(stream_model, stream, tmp_path):

@@ -21,6 +21,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
+
 from kwlesson.audio import write_wav  # noqa: E402
 from kwlesson.data import SpeechCommands  # noqa: E402
 from kwlesson.training import (  # noqa: E402
@@ -39,8 +41,6 @@ from kwlesson.training import (  # noqa: E402
     read_run_files,
     train,
 )
-
-from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 
 
 def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
@@ -225,8 +225,8 @@ def test_full_run_logs_like_the_seed(full_run):
     step_re = re.compile(r"^Step #\d+: rate \d+\.\d{6}, accuracy \d+\.\d%, cross entropy "
                          r"\d+\.\d{6} \[\d+/30, [\d.]+ steps/s, \d+:\d\d left\]$")
     assert sum(bool(step_re.match(line)) for line in lines) == 30
-    assert re.search(r"^Step 10: Validation accuracy = \d+\.\d% \(N=\d+\)$", text, re.M)
-    assert re.search(r"^Final test accuracy = \d+\.\d% \(N=\d+\)$", text, re.M)
+    assert re.search(r"^Step 10: Validation accuracy = \d+\.\d% \(N=\d+\)$", text, re.MULTILINE)
+    assert re.search(r"^Final test accuracy = \d+\.\d% \(N=\d+\)$", text, re.MULTILINE)
     ckpt = Path(result.train_dir) / "tiny_conv.ckpt-10"
     assert f'Saving to "{ckpt}"' in lines
     # The confusion matrix follows "Confusion Matrix:" as numpy prints it, 5 x 5 here.
@@ -364,7 +364,7 @@ def test_resume_reuses_the_stored_feature_statistics(corpus, norm_run, tmp_path,
     first = train(cfg, Recorder(stop_at=13))
     assert first.settings == norm_run.settings  # the same seeded draw of clips
     stored = json.loads((Path(first.train_dir) / "tiny_conv_config.json").read_text())
-    import kwlesson.training as training
+    from kwlesson import training
 
     def no_recompute(*args, **kwargs):
         raise AssertionError("resume recomputed the feature statistics")
