@@ -63,13 +63,16 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import tensorflow as tf
 
 from kwlesson.audio import AudioError, read_wav
 from kwlesson.features import FeatureSettings, compute_features
+
+if TYPE_CHECKING:  # only the type: export loads training where it needs it
+    from kwlesson.training import TrainConfig
 
 __all__ = [
     "FLOAT_TFLITE",
@@ -849,10 +852,10 @@ def _data_for(config: Any, data_dir: str | os.PathLike | None = None) -> Any:
 
 def calibration_audio(data: Any, settings: FeatureSettings,
                       count: int = DEFAULT_CALIBRATION_CLIPS, seed: int = 0,
-                      augment: Any = None) -> np.ndarray:
-    """``count`` random training clips as float32 audio [n, samples], unaugmented, or with
-    ``augment`` (a :class:`kwlesson.training.TrainConfig`) augmented as that run trained:
-    its time shift, background volume and frequency.
+                      augment: TrainConfig | None = None) -> np.ndarray:
+    """``count`` random training clips as float32 audio [n, samples], unaugmented, or
+    augmented as the run whose settings ``augment`` holds trained: its time shift, background
+    volume and frequency.
 
     >>> calibration_audio(sc, FeatureSettings(), 100).shape  # doctest: +SKIP
     (100, 16000)
