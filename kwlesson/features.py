@@ -37,7 +37,8 @@ Choices, and why:
   training and evaluation run in TensorFlow. ``"matrix"`` computes the same windowed DFT as two
   small matrix products (a 512-point DFT as 16-point DFTs, a twiddle, then 32-point DFTs, only
   for the bins the features use): what the exported models carry, because LiteRT's RFFT2D op
-  costs 0.28 ms per clip and the products 0.1 ms (benchmarks/RESULTS.md, "Export"). The two
+  costs 0.28 ms per clip and the products with their twiddle about 0.12 ms (with LiteRT's
+  default XNNPACK kernels; benchmarks/RESULTS.md, "Export"). The two
   agree to float rounding (a few 1e-7 of each frame's peak) and a silent frame is exactly
   silent in both.
 
