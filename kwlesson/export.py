@@ -208,9 +208,10 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
     (Moving coefficient 0 to a second input channel with weights times ``divisor`` instead
     shares one weight scale per filter with the others' weights, which then lose what the
     input gained.) Used when the model starts with a Conv2D on the features (tiny_conv, conv,
-    low_latency_conv, tiny_embedding_conv, ds_cnn) and coefficient 0's range is at least
-    ``MIN_INPUT_RESCALE`` times the others'; otherwise the model as it is. A batch norm right
-    after that convolution (ds_cnn) is folded into both branches.
+    low_latency_conv, tiny_embedding_conv, ds_cnn) or a Dense on the flattened features
+    (single_fc: the second branch is a Dense over the frames' coefficient 0) and coefficient
+    0's range is at least ``MIN_INPUT_RESCALE`` times the others'; otherwise the model as it
+    is. A batch norm right after that convolution (ds_cnn) is folded into both branches.
 
     >>> body = int8_body(trained.model, calibration_features)  # doctest: +SKIP
     >>> body.rescaled_bin, round(body.divisor, 1)  # doctest: +SKIP
@@ -223,6 +224,8 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
     if first is None or features.ndim != 3 or features.shape[-1] < 2:
         return plain
     conv = layers[first]
+    if type(conv) is keras.layers.Dense:
+        return _int8_dense_body(model, layers, first, features) or plain
     # Only a Conv2D fed by a reshape of the features to [frames, bins, 1], with no activation
     # of its own (the added branch goes between it and what follows). A batch norm right
     # after it is folded into both branches, as the converter would fold it into the one.
@@ -236,12 +239,8 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
         norm = None
     elif norm.input is not conv.output or norm.axis not in (3, -1):
         return plain
-    low0, high0 = float(features[..., 0].min()), float(features[..., 0].max())
-    low, high = float(features[..., 1:].min()), float(features[..., 1:].max())
-    if low >= 0 or high <= 0:
-        return plain
-    divisor = max(low0 / low, high0 / high, 1.0)
-    if divisor < MIN_INPUT_RESCALE:
+    divisor = _bin0_divisor(features)
+    if divisor is None:
         return plain
 
     frames, bins = features.shape[1:]
@@ -270,11 +269,7 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
     extra = (divisor - 1.0) * np.concatenate(
         [kernel[:, left - p * stride_f] for p in covering], axis=-1)[:, None]
     tail = frozen_logits(keras.Model(last.output, model.output))
-    scale = np.ones(bins, np.float32)
-    scale[0] = 1.0 / divisor
-
-    def prepare(x: tf.Tensor) -> tf.Tensor:
-        return x * tf.constant(scale)
+    prepare = _rescale_bin0(bins, divisor)
 
     def logits(rescaled: tf.Tensor) -> tf.Tensor:
         x = tf.reshape(rescaled, [-1, frames, bins, 1])
@@ -288,15 +283,71 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
         fix = tf.pad(fix, [[0, 0], [0, 0], [covering[0], positions - 1 - covering[-1]], [0, 0]])
         return tail(main + fix)
 
-    body = Int8Body(logits, prepare, 0, divisor)
+    return _checked(Int8Body(logits, prepare, 0, divisor), model, features)
+
+
+def _bin0_divisor(features: np.ndarray) -> float | None:
+    """What to divide coefficient 0 by to bring its range within the others' (None: no need)."""
+    low0, high0 = float(features[..., 0].min()), float(features[..., 0].max())
+    low, high = float(features[..., 1:].min()), float(features[..., 1:].max())
+    if low >= 0 or high <= 0:
+        return None
+    divisor = max(low0 / low, high0 / high, 1.0)
+    return divisor if divisor >= MIN_INPUT_RESCALE else None
+
+
+def _rescale_bin0(bins: int, divisor: float) -> Callable[[tf.Tensor], tf.Tensor]:
+    scale = np.ones(bins, np.float32)
+    scale[0] = 1.0 / divisor
+
+    def prepare(x: tf.Tensor) -> tf.Tensor:
+        return x * tf.constant(scale)
+
+    return prepare
+
+
+def _checked(body: Int8Body, model: Any, features: np.ndarray) -> Int8Body:
+    """``body``, once it is seen to compute the model's function on some of ``features``."""
     probe = features[:64]
     want = np.asarray(model(probe, training=False))
-    got = logits(prepare(tf.constant(probe))).numpy()
+    got = body.logits(body.prepare(tf.constant(probe))).numpy()
     if not np.allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max()))):
         raise RuntimeError(f"{model.name}: the rewritten first layer for int8 does not compute "
                            f"the model's function (max difference "
                            f"{float(np.abs(got - want).max()):.3g})")
     return body
+
+
+def _int8_dense_body(model: Any, layers: list, first: int, features: np.ndarray
+                     ) -> Int8Body | None:
+    """int8_body for a model whose first layer is a Dense on the flattened features
+    (single_fc): the same rescaling of coefficient 0, added back by a second, small Dense over
+    the frames' coefficient 0 alone. None when the model does not have that shape."""
+    keras = __import__("keras")
+    dense = layers[first]
+    frames, bins = features.shape[1:]
+    if (dense.get_config()["activation"] != "linear"
+            or not all(isinstance(layer, (keras.layers.Flatten, keras.layers.Reshape))
+                       for layer in layers[:first])
+            or tuple(dense.input.shape[1:]) != (frames * bins,)):
+        return None
+    divisor = _bin0_divisor(features)
+    if divisor is None:
+        return None
+    kernel, *bias = (np.asarray(w, np.float32) for w in dense.get_weights())
+    # Row f * bins of the kernel multiplies frame f's coefficient 0 (row-major flattening).
+    extra = ((divisor - 1.0) * kernel[0::bins]).astype(np.float32)
+    tail = (None if first + 1 == len(layers)
+            else frozen_logits(keras.Model(dense.output, model.output)))
+
+    def logits(rescaled: tf.Tensor) -> tf.Tensor:
+        main = tf.matmul(tf.reshape(rescaled, [-1, frames * bins]), tf.constant(kernel))
+        if bias:
+            main = main + tf.constant(bias[0])
+        out = main + tf.matmul(rescaled[:, :, 0], tf.constant(extra))
+        return out if tail is None else tail(out)
+
+    return _checked(Int8Body(logits, _rescale_bin0(bins, divisor), 0, divisor), model, features)
 
 
 def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1,

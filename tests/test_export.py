@@ -514,15 +514,16 @@ def wide_bin0(settings: FeatureSettings, clips: int = 40, seed: int = 0) -> np.n
 
 
 @pytest.mark.parametrize("arch", ["tiny_conv", "conv", "low_latency_conv",
-                                  "tiny_embedding_conv", "ds_cnn"])
+                                  "tiny_embedding_conv", "ds_cnn", "single_fc"])
 def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(1)
     model = create_model(arch, settings.shape, 4)
-    # Untrained weights are ~0.01: make the first layer matter.
+    # Untrained weights are ~0.01: make the first layer matter (single_fc: a Dense on the
+    # flattened features, rewritten with a second Dense over coefficient 0).
     rng = np.random.default_rng(2)
-    conv = model.get_layer("conv" if arch == "ds_cnn" else "first_conv")
+    conv = model.get_layer({"ds_cnn": "conv", "single_fc": "logits"}.get(arch, "first_conv"))
     conv.kernel.assign(rng.normal(0, 0.3, conv.kernel.shape))
     if arch == "ds_cnn":  # a batch norm with statistics of its own, folded by int8_body
         norm = model.get_layer("conv_bn")
@@ -546,13 +547,13 @@ def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
 def test_int8_body_leaves_other_models_and_even_ranges_alone():
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     feats = wide_bin0(settings)
-    for arch in ("single_fc", "low_latency_svdf"):  # no convolution first
-        body = export.int8_body(create_model(arch, settings.shape, 4), feats)
-        assert body.rescaled_bin is None and body.prepare is None, arch
+    body = export.int8_body(create_model("low_latency_svdf", settings.shape, 4), feats)
+    assert body.rescaled_bin is None and body.prepare is None  # an SVDF first: not rewritten
     even = feats.copy()
     even[..., 0] /= 8.0  # -15..3: within 2x of the others
-    body = export.int8_body(create_model("tiny_conv", settings.shape, 4), even)
-    assert body.rescaled_bin is None and body.prepare is None
+    for arch in ("tiny_conv", "single_fc"):
+        body = export.int8_body(create_model(arch, settings.shape, 4), even)
+        assert body.rescaled_bin is None and body.prepare is None, arch
 
 
 def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
