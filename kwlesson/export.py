@@ -93,6 +93,7 @@ __all__ = [
     "freeze",
     "frozen_logits",
     "int8_body",
+    "folded_logits",
     "label_wav",
     "load_labels",
     "load_model_card",
@@ -168,18 +169,70 @@ def frozen_logits(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     return logits
 
 
+def folded_logits(model: Any, start: Any = None
+                  ) -> tuple[Callable[[tf.Tensor], tf.Tensor], list[str]]:
+    """``frozen_logits`` with a trailing run of linear Dense layers multiplied into one.
+
+    low_latency_conv and low_latency_svdf end in two hidden Dense layers without activation,
+    then the logits layer (as the reference). In float ``x W1 W2 W3`` is ``x (W1 W2 W3)``; in
+    int8 each product is rounded to 8 bits, so the int8 files compute the one product
+    instead: fewer roundings and far fewer weights. Dropout between them does nothing at
+    inference. ``start``: a tensor inside the model to start from instead of its input (the
+    rest of the network after a rewritten first layer). Returns (logits, names of the folded
+    layers; empty when nothing was folded).
+
+    >>> logits, folded = folded_logits(create_model("low_latency_conv"))  # doctest: +SKIP
+    >>> folded  # doctest: +SKIP
+    ['first_fc', 'second_fc', 'logits']
+    """
+    keras = __import__("keras")
+    source = model.inputs[0] if start is None else start
+    whole = model if start is None else keras.Model(start, model.output)
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    run: list = []
+    for layer in reversed(layers):
+        if isinstance(layer, keras.layers.Dropout):
+            continue
+        if type(layer) is not keras.layers.Dense or layer.get_config()["activation"] != "linear":
+            break
+        run.insert(0, layer)
+    if len(run) < 2 or len(model.inputs) != 1:
+        return frozen_logits(whole), []
+    weight = np.eye(run[0].input.shape[-1])
+    offset = np.zeros(run[0].input.shape[-1])
+    for layer in run:
+        kernel, *bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+        weight, offset = weight @ kernel, offset @ kernel + (bias[0] if bias else 0.0)
+    head = (None if run[0].input is source
+            else frozen_logits(keras.Model(source, run[0].input)))
+    weight, offset = weight.astype(np.float32), offset.astype(np.float32)
+
+    def logits(x: tf.Tensor) -> tf.Tensor:
+        hidden = x if head is None else head(x)
+        return tf.tensordot(hidden, tf.constant(weight), axes=1) + tf.constant(offset)
+
+    probe = tf.random.stateless_normal([4, *source.shape[1:]], seed=(1, 2))
+    want = np.asarray(whole(probe, training=False))
+    got = logits(probe).numpy()
+    if not np.allclose(got, want, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(want).max()))):
+        return frozen_logits(whole), []  # not a plain chain after all: leave it as it is
+    return logits, [layer.name for layer in run]
+
+
 @dataclass
 class Int8Body:
     """What the int8 audio-in file computes after its float front end (see :func:`int8_body`).
 
     ``prepare`` turns the features into the network's input (inside the float front end;
-    None: the features as they are) and ``logits`` runs the network on it.
+    None: the features as they are) and ``logits`` runs the network on it; ``folded`` names
+    the linear layers it computes as one product (see :func:`folded_logits`).
     """
 
     logits: Callable[[tf.Tensor], tf.Tensor]
     prepare: Callable[[tf.Tensor], tf.Tensor] | None = None
     rescaled_bin: int | None = None
     divisor: float = 1.0
+    folded: tuple[str, ...] = ()
 
     @property
     def bin0_divisor(self) -> float:
@@ -193,7 +246,7 @@ class Int8Body:
         return self.prepare(tf.constant(features, tf.float32)).numpy()
 
 
-def int8_body(model: Any, features: np.ndarray) -> Int8Body:
+def int8_body(model: Any, features: np.ndarray, fold: bool = True) -> Int8Body:
     """The network for the int8 audio-in file, rewritten so that int8 loses less.
 
     int8 gives the features one scale for all bins. MFCC coefficient 0 (the log energy) spans
@@ -218,14 +271,16 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
     (0, 8.8)
     """
     keras = __import__("keras")
-    plain = Int8Body(frozen_logits(model))
+    plain = plain_body(model, fold)
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     first = next((i for i, layer in enumerate(layers) if layer.weights), None)
     if first is None or features.ndim != 3 or features.shape[-1] < 2:
         return plain
     conv = layers[first]
     if type(conv) is keras.layers.Dense:
-        return _int8_dense_body(model, layers, first, features) or plain
+        return _int8_dense_body(model, layers, first, features, fold) or plain
+    if type(conv).__name__ == "SVDF":
+        return _int8_svdf_body(model, conv, features, fold) or plain
     # Only a Conv2D fed by a reshape of the features to [frames, bins, 1], with no activation
     # of its own (the added branch goes between it and what follows). A batch norm right
     # after it is folded into both branches, as the converter would fold it into the one.
@@ -268,7 +323,7 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
     covering = [p for p in range(positions) if 0 <= left - p * stride_f < kw]
     extra = (divisor - 1.0) * np.concatenate(
         [kernel[:, left - p * stride_f] for p in covering], axis=-1)[:, None]
-    tail = frozen_logits(keras.Model(last.output, model.output))
+    tail, folded = _tail(model, last.output, fold)
     prepare = _rescale_bin0(bins, divisor)
 
     def logits(rescaled: tf.Tensor) -> tf.Tensor:
@@ -283,7 +338,23 @@ def int8_body(model: Any, features: np.ndarray) -> Int8Body:
         fix = tf.pad(fix, [[0, 0], [0, 0], [covering[0], positions - 1 - covering[-1]], [0, 0]])
         return tail(main + fix)
 
-    return _checked(Int8Body(logits, prepare, 0, divisor), model, features)
+    return _checked(Int8Body(logits, prepare, 0, divisor, folded), model, features)
+
+
+def plain_body(model: Any, fold: bool = True) -> Int8Body:
+    """The model as trained (linear layers in a row folded into one when ``fold``)."""
+    if not fold:
+        return Int8Body(frozen_logits(model))
+    logits, folded = folded_logits(model)
+    return Int8Body(logits, folded=tuple(folded))
+
+
+def _tail(model: Any, start: Any, fold: bool) -> tuple[Callable, tuple[str, ...]]:
+    """The network from ``start`` (a tensor inside ``model``) to its output."""
+    if not fold:
+        return frozen_logits(__import__("keras").Model(start, model.output)), ()
+    logits, folded = folded_logits(model, start=start)
+    return logits, tuple(folded)
 
 
 def _bin0_divisor(features: np.ndarray) -> float | None:
@@ -310,7 +381,7 @@ def _checked(body: Int8Body, model: Any, features: np.ndarray) -> Int8Body:
     """``body``, once it is seen to compute the model's function on some of ``features``."""
     probe = features[:64]
     want = np.asarray(model(probe, training=False))
-    got = body.logits(body.prepare(tf.constant(probe))).numpy()
+    got = body.logits(tf.constant(body.prepared(probe))).numpy()
     if not np.allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max()))):
         raise RuntimeError(f"{model.name}: the rewritten first layer for int8 does not compute "
                            f"the model's function (max difference "
@@ -318,8 +389,37 @@ def _checked(body: Int8Body, model: Any, features: np.ndarray) -> Int8Body:
     return body
 
 
-def _int8_dense_body(model: Any, layers: list, first: int, features: np.ndarray
-                     ) -> Int8Body | None:
+def _int8_svdf_body(model: Any, svdf: Any, features: np.ndarray, fold: bool = True
+                    ) -> Int8Body | None:
+    """int8_body for low_latency_svdf: its SVDF with the two sums (over the frames of memory,
+    then over the rank) done as one product with a vector of ones.
+
+    TensorFlow Lite Micro and LiteRT round an int8 SUM differently by one step, and the SVDF's
+    sum over 98 frames has a wide range, so one step there flipped 10% of the micro model's
+    decisions between the two runtimes; FULLY_CONNECTED they compute alike, bit for bit. The
+    same function in float (checked)."""
+    frames, bins = features.shape[1:]
+    if svdf.input is not model.inputs[0] or tuple(svdf.input.shape[1:]) != (frames, bins):
+        return None
+    w_freq, w_time, bias = (np.asarray(w, np.float32) for w in
+                            (svdf.weights_frequency, svdf.weights_time, svdf.bias))
+    units, rank = svdf.num_units, svdf.rank
+    time_weights = np.ascontiguousarray(w_time.T)          # [frames, filters]
+    ones = np.ones((rank * frames, 1), np.float32)
+    tail, folded = _tail(model, svdf.output, fold)
+
+    def logits(x: tf.Tensor) -> tf.Tensor:
+        weighted = tf.matmul(x, tf.constant(w_freq)) * tf.constant(time_weights)
+        # Filter k belongs to unit k // rank: [batch, units, rank * frames], summed by a product.
+        per_unit = tf.reshape(tf.transpose(weighted, [0, 2, 1]), [-1, units, rank * frames])
+        summed = tf.reshape(tf.matmul(per_unit, tf.constant(ones)), [-1, units])
+        return tail(summed + tf.constant(bias))
+
+    return _checked(Int8Body(logits, folded=folded), model, features)
+
+
+def _int8_dense_body(model: Any, layers: list, first: int, features: np.ndarray,
+                     fold: bool = True) -> Int8Body | None:
     """int8_body for a model whose first layer is a Dense on the flattened features
     (single_fc): the same rescaling of coefficient 0, added back by a second, small Dense over
     the frames' coefficient 0 alone. None when the model does not have that shape."""
@@ -337,8 +437,7 @@ def _int8_dense_body(model: Any, layers: list, first: int, features: np.ndarray
     kernel, *bias = (np.asarray(w, np.float32) for w in dense.get_weights())
     # Row f * bins of the kernel multiplies frame f's coefficient 0 (row-major flattening).
     extra = ((divisor - 1.0) * kernel[0::bins]).astype(np.float32)
-    tail = (None if first + 1 == len(layers)
-            else frozen_logits(keras.Model(dense.output, model.output)))
+    tail, folded = (None, ()) if first + 1 == len(layers) else _tail(model, dense.output, fold)
 
     def logits(rescaled: tf.Tensor) -> tf.Tensor:
         main = tf.matmul(tf.reshape(rescaled, [-1, frames * bins]), tf.constant(kernel))
@@ -347,7 +446,8 @@ def _int8_dense_body(model: Any, layers: list, first: int, features: np.ndarray
         out = main + tf.matmul(rescaled[:, :, 0], tf.constant(extra))
         return out if tail is None else tail(out)
 
-    return _checked(Int8Body(logits, _rescale_bin0(bins, divisor), 0, divisor), model, features)
+    return _checked(Int8Body(logits, _rescale_bin0(bins, divisor), 0, divisor, folded), model,
+                    features)
 
 
 def _audio_fn(logits: Callable, settings: FeatureSettings, batch: int | None = 1,
@@ -857,6 +957,19 @@ def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -
     return np.stack(rows) if rows else np.zeros((0, 0), np.int8)
 
 
+def _tflm_agreement(micro: bytes, features: np.ndarray) -> float | None:
+    """How often TensorFlow Lite Micro and LiteRT's built-in kernels give a micro model's
+    ``features`` (float, already prepared) the same top label; None without tflite-micro."""
+    builtin = TFLiteModel(micro, delegate=False)
+    q = builtin.quantize_input(features)
+    try:
+        raw = run_micro(micro, q)
+    except ImportError:
+        return None
+    lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
+    return float(np.mean(raw.argmax(-1) == lite.argmax(-1)))
+
+
 def tflite_tensors(model: str | os.PathLike | bytes) -> dict[str, Any]:
     """Inputs, outputs and operators of a ``.tflite``, as the model card lists them.
 
@@ -1220,9 +1333,18 @@ def freeze(
             # the micro model is made both ways and the one closer to float on the check
             # clips is kept: the rewrite's partial sums cost some models (ds_cnn) more than
             # the finer input gives them.
-            bodies = [int8_body(model, feats)]
-            if bodies[0].rescaled_bin is not None:
-                bodies.append(Int8Body(logits))
+            # Likewise with linear layers in a row folded into one product (folded_logits)
+            # and without: folding is kept when it is closer to float too, and when
+            # TensorFlow Lite Micro still agrees with LiteRT on the check clips (a folded
+            # layer can magnify the one-step rounding differences of an SVDF's SUM).
+            bodies = []
+            for fold in (True, False):
+                first_body = int8_body(model, feats, fold=fold)
+                bodies.append(first_body)
+                if first_body.rescaled_bin is not None:
+                    bodies.append(plain_body(model, fold))
+                if not any(b.folded for b in bodies):
+                    break  # nothing to fold: the unfolded bodies are these
             tried_bodies = []
             for candidate in bodies:
                 prepared = candidate.prepared(feats)
@@ -1230,12 +1352,19 @@ def freeze(
                 micro = convert(_features_fn(candidate.logits, settings), "micro",
                                 lambda p=prepared: ([f[None]] for f in p), rule,
                                 (candidate.prepared(check_feats), float_probs), report)
+                tflm = (_tflm_agreement(micro, candidate.prepared(check_feats))
+                        if any(b.folded for b in bodies) else None)
                 tried_bodies.append((report["check_probability_distance"], candidate, micro,
-                                     report))
+                                     report, tflm))
+            eligible = [t for t in tried_bodies
+                        if t[4] is None or t[4] >= MIN_MICRO_AGREEMENT] or tried_bodies
+            _, body, blobs[MICRO_TFLITE], reports["micro"], _ = min(eligible,
+                                                                     key=lambda t: t[0])
             distances = {("rescaled" if b.rescaled_bin is not None else "as_trained"): d
-                         for d, b, _, _ in tried_bodies}
-            _, body, blobs[MICRO_TFLITE], reports["micro"] = min(tried_bodies,
-                                                                  key=lambda t: t[0])
+                         for d, b, _, _, _ in tried_bodies if bool(b.folded) == bool(body.folded)}
+            folding = {("folded" if b.folded else "as_trained"): (d, tflm)
+                       for d, b, _, _, tflm in tried_bodies
+                       if (b.rescaled_bin is None) == (body.rescaled_bin is None)}
             blobs[INT8_TFLITE] = convert(
                 _audio_fn(body.logits, settings, prepare=body.prepare),
                 "int8", audio_rep, rule, (check, float_probs), reports["int8"])
@@ -1335,7 +1464,17 @@ def freeze(
                 "check": "the float model's probabilities on another draw of training clips, "
                          "augmented as in training",
                 INT8_TFLITE: reports["int8"], MICRO_TFLITE: reports["micro"],
-                "int8_input_rescaling": (None if len(tried_bodies) < 2 else {
+                "int8_folded_layers": (None if "folded" not in folding else {
+                    "layers": list(next(b.folded for _, b, *_ in tried_bodies if b.folded)),
+                    "kept": bool(body.folded),
+                    "check_probability_distance": {k: v[0] for k, v in folding.items()},
+                    "tflm_agreement_on_check_clips": {k: v[1] for k, v in folding.items()},
+                    "why": "linear Dense layers in a row are one matrix product in float; the "
+                           "int8 files can compute that one product (fewer 8-bit roundings, "
+                           "fewer weights). Kept when the micro model is then closer to "
+                           "float on the check clips and TensorFlow Lite Micro agrees with "
+                           "LiteRT on them"}),
+                "int8_input_rescaling": (None if len(distances) < 2 else {
                     "bin": bodies[0].rescaled_bin, "divided_by": bodies[0].divisor,
                     "kept": body.rescaled_bin is not None,
                     "check_probability_distance": distances,

@@ -611,8 +611,8 @@ def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
         trained, tmp_path, monkeypatch):
     real_body = export.int8_body
 
-    def worse(model, features):  # "rescaled", but computing something else
-        plain = real_body(model, features)
+    def worse(model, features, fold=True):  # "rescaled", but computing something else
+        plain = real_body(model, features, fold)
         return export.Int8Body(lambda x: 0.0 * plain.logits(x), lambda x: x * 1.0, 0, 3.0)
 
     monkeypatch.setattr(export, "int8_body", worse)
@@ -625,6 +625,75 @@ def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
     assert result.card["micro_input"]["bin0_divisor"] == 1.0
     assert "kFeatureBin0Divisor = 1.0f;" in (tmp_path / "kws" / export.MICRO_HEADER).read_text()
     assert "bin 0 divided" not in result.card["files"][export.MICRO_TFLITE]["what"]
+
+
+def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
+        trained, tmp_path, monkeypatch):
+    real_folded = export.folded_logits
+
+    def worse(model, start=None):  # "folded", but the labels come out in reverse order
+        logits, _ = real_folded(model, start)
+        return (lambda x: tf.reverse(logits(x), [-1])), ["logits"]
+
+    monkeypatch.setattr(export, "folded_logits", worse)
+    result = export.freeze(trained.checkpoint_path, tmp_path / "kws", calibration_clips=30,
+                           stream=io.StringIO())
+    folding = result.card["calibration"]["int8_folded_layers"]
+    assert folding["kept"] is False and folding["layers"] == ["logits"]
+    distances = folding["check_probability_distance"]
+    assert distances["as_trained"] < distances["folded"]
+    report = export.verify(tmp_path / "kws", micro=False)
+    assert report["agreement"]["int8_vs_float"] > 0.5  # the real network, not the zeros
+
+
+def test_nothing_to_fold_is_said_in_the_card(card):
+    assert card["calibration"]["int8_folded_layers"] is None
+
+
+@pytest.mark.parametrize("arch", ["low_latency_conv", "low_latency_svdf"])
+def test_folded_logits_multiply_linear_layers_into_one(arch):
+    settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(4)
+    model = create_model(arch, settings.shape, 4)
+    logits, folded = export.folded_logits(model)
+    assert folded == ["first_fc", "second_fc", "logits"]
+    feats = wide_bin0(settings)
+    want = model(feats, training=False).numpy()
+    np.testing.assert_allclose(logits(tf.constant(feats)).numpy(), want, rtol=1e-4,
+                               atol=1e-4 * np.abs(want).max())
+    assert export.folded_logits(create_model("tiny_conv", settings.shape, 4))[1] == []
+
+
+def test_int8_svdf_body_sums_with_a_product_both_runtimes_compute_alike():
+    """TensorFlow Lite Micro and LiteRT round an int8 SUM differently; the rewritten SVDF has
+    none, and its micro model gives the same int8 scores in both."""
+    settings = FeatureSettings(window_stride_ms=40.0, feature_bin_count=10)
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    model = create_model("low_latency_svdf", settings.shape, 4)
+    rng = np.random.default_rng(6)
+    svdf = model.get_layer("svdf")
+    svdf.weights_time.assign(rng.normal(0, 0.3, svdf.weights_time.shape).astype(np.float32))
+    audio = (0.1 * rng.standard_normal((40, RATE))).astype(np.float32)
+    feats = compute_features(audio, settings).numpy()
+    body = export.int8_body(model, feats)
+    assert body.folded == ("first_fc", "second_fc", "logits")
+    want = model(feats, training=False).numpy()
+    np.testing.assert_allclose(body.logits(tf.constant(feats)).numpy(), want, rtol=1e-4,
+                               atol=1e-4 * np.abs(want).max())
+    micro = export.convert(export._features_fn(body.logits, settings), "micro",
+                           lambda: ([f[None]] for f in feats))
+    builtin = export.TFLiteModel(micro, delegate=False)
+    ops = {op["op_name"] for op in builtin.interpreter._get_ops_details()}
+    assert "SUM" not in ops and "FULLY_CONNECTED" in ops
+    q = builtin.quantize_input(feats)
+    try:
+        raw = export.run_micro(micro, q)
+    except ImportError:
+        pytest.skip("tflite-micro is not installed")
+    lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
+    assert np.abs(raw.astype(int) - lite.astype(int)).max() <= 1
 
 
 def test_check_clips_are_augmented_as_the_run_trained(trained, corpus):
