@@ -102,6 +102,7 @@ __all__ = [
     "main_wav_to_spectrogram",
     "micro_input",
     "run_micro",
+    "MicroRuntimeError",
     "serving_module",
     "tflite_tensors",
     "verify",
@@ -934,27 +935,60 @@ class TFLiteModel:
         return out[0] if single else out
 
 
+class MicroRuntimeError(RuntimeError):
+    """TensorFlow Lite Micro stopped on a model (it aborts rather than raising)."""
+
+
+# Runs in a child process: TensorFlow Lite Micro aborts the whole process on a model it cannot
+# prepare (an int8 scale so small its requantisation overflows, say), which would take a
+# notebook's kernel with it. numpy and tflite_micro only: no TensorFlow to import.
+_MICRO_CHILD = """
+import sys
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+folder, arena = sys.argv[1], int(sys.argv[2])
+model = open(folder + "/model.tflite", "rb").read()
+interp = runtime.Interpreter.from_bytes(model, arena_size=arena or None)
+rows = []
+for one in np.load(folder + "/inputs.npy"):
+    interp.set_input(np.ascontiguousarray(one[None]), 0)
+    interp.invoke()
+    rows.append(np.array(interp.get_output(0)).reshape(-1))
+np.save(folder + "/outputs.npy", np.stack(rows) if rows else np.zeros((0, 0), np.int8))
+"""
+
+
 def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
     """Run an int8 model in TensorFlow Lite Micro's Python interpreter, one input at a time.
 
     ``inputs``: already-quantised int8 [n, frames, bins]; returns the raw int8 outputs
-    [n, labels]. Needs ``pip install tflite-micro``.
+    [n, labels]. Needs ``pip install tflite-micro``. It runs in a child process (about 0.2 s
+    more), so that a model TensorFlow Lite Micro cannot run is a :class:`MicroRuntimeError`
+    with its message instead of the end of this process.
 
     >>> run_micro(open("model_micro.tflite", "rb").read(), q).shape  # doctest: +SKIP
     (100, 12)
     """
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError as err:
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("tflite_micro") is None:
         raise ImportError("running the micro model needs TensorFlow Lite Micro's Python "
-                          "interpreter: pip install tflite-micro") from err
-    interp = runtime.Interpreter.from_bytes(bytes(model), arena_size=arena_size)
-    rows = []
-    for one in inputs:
-        interp.set_input(np.ascontiguousarray(one[None]), 0)
-        interp.invoke()
-        rows.append(np.array(interp.get_output(0)).reshape(-1))
-    return np.stack(rows) if rows else np.zeros((0, 0), np.int8)
+                          "interpreter: pip install tflite-micro")
+    with tempfile.TemporaryDirectory(prefix="kwlesson-micro-") as folder:
+        Path(folder, "model.tflite").write_bytes(bytes(model))
+        np.save(Path(folder, "inputs.npy"), np.asarray(inputs))
+        done = subprocess.run([sys.executable, "-c", _MICRO_CHILD, folder, str(arena_size or 0)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            import signal
+
+            how = (f"signal {-done.returncode}, {signal.Signals(-done.returncode).name}"
+                   if done.returncode < 0 else f"exit status {done.returncode}")
+            said = " ".join(done.stderr.strip().splitlines()[-3:]) or "no message"
+            raise MicroRuntimeError(f"TensorFlow Lite Micro stopped ({how}) running the model: "
+                                    f"{said}")
+        return np.load(Path(folder, "outputs.npy"))
 
 
 def _tflm_agreement(micro: bytes, features: np.ndarray) -> float | None:
@@ -966,6 +1000,8 @@ def _tflm_agreement(micro: bytes, features: np.ndarray) -> float | None:
         raw = run_micro(micro, q)
     except ImportError:
         return None
+    except MicroRuntimeError:
+        return 0.0  # it does not run there at all
     lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
     return float(np.mean(raw.argmax(-1) == lite.argmax(-1)))
 
@@ -1689,7 +1725,7 @@ def verify(
             m = TFLiteModel(d / name)
             probs[kind] = m(x)
             preds[kind] = probs[kind].argmax(-1)
-    tflm_note, max_lsb = None, None
+    tflm_note, max_lsb, micro_failed = None, None, False
     if micro and (d / MICRO_TFLITE).is_file():
         builtin = TFLiteModel(d / MICRO_TFLITE, delegate=False)
         q = builtin.quantize_input(micro_input(features, card))
@@ -1697,6 +1733,8 @@ def verify(
             raw = run_micro((d / MICRO_TFLITE).read_bytes(), q)
         except ImportError as err:
             tflm_note = str(err)
+        except MicroRuntimeError as err:
+            tflm_note, micro_failed = f"{d / MICRO_TFLITE}: {err}", True
         else:
             lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
             preds["micro_tflm"] = raw.argmax(-1)
@@ -1718,7 +1756,8 @@ def verify(
                                     else agreement["float_vs_keras"] >= MIN_FLOAT_AGREEMENT),
         "int8_within_1_point": (None if "int8" not in accuracy else
                                 accuracy["float"] - accuracy["int8"] <= MAX_INT8_DROP + 1e-9),
-        "micro_runs_in_tflm": (None if agreement["micro_tflm_vs_litert"] is None
+        "micro_runs_in_tflm": (False if micro_failed
+                               else None if agreement["micro_tflm_vs_litert"] is None
                                else agreement["micro_tflm_vs_litert"] >= MIN_MICRO_AGREEMENT),
     }
     max_diff = (float(np.abs(probs["float"] - probs["keras"]).max())

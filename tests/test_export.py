@@ -696,6 +696,40 @@ def test_int8_svdf_body_sums_with_a_product_both_runtimes_compute_alike():
     assert np.abs(raw.astype(int) - lite.astype(int)).max() <= 1
 
 
+def _degenerate_micro_model(settings: FeatureSettings | None = None, labels: int = 4) -> bytes:
+    """A micro model whose scores are always 0: its last layer's int8 scale is ~1e-8, which
+    TensorFlow Lite Micro cannot requantise to (it aborts; LiteRT runs it)."""
+    settings = settings or FeatureSettings(window_stride_ms=40.0, feature_bin_count=10)
+    model = create_model("tiny_conv", settings.shape, labels)
+    real = export.frozen_logits(model)
+    feats = np.random.default_rng(0).normal(0, 5, (20, *settings.shape)).astype(np.float32)
+    return export.convert(export._features_fn(lambda x: 0.0 * real(x), settings), "micro",
+                          lambda: ([f[None]] for f in feats))
+
+
+def test_a_model_tflm_cannot_run_is_an_error_not_the_end_of_the_process():
+    pytest.importorskip("tflite_micro")
+    micro = _degenerate_micro_model()
+    m = export.TFLiteModel(micro, delegate=False)
+    q = np.zeros((1, *m.input["shape"][1:]), np.int8)
+    assert m.invoke_raw(q).shape == (1, 4)  # LiteRT runs it
+    with pytest.raises(export.MicroRuntimeError, match=r"stopped \(signal 6, SIGABRT\)"):
+        export.run_micro(micro, q)
+    assert export._tflm_agreement(micro, np.zeros((2, *m.input["shape"][1:]), np.float32)) == 0.0
+
+
+def test_verify_reports_a_micro_model_tflm_cannot_run(exported, card, corpus, tmp_path):
+    pytest.importorskip("tflite_micro")
+    broken = tmp_path / "kws"
+    shutil.copytree(exported, broken)
+    settings = FeatureSettings.from_dict(card["feature_settings"]).without_normalization()
+    (broken / export.MICRO_TFLITE).write_bytes(
+        _degenerate_micro_model(settings, len(card["labels"])))
+    report = export.verify(broken, corpus)
+    assert report["checks"]["micro_runs_in_tflm"] is False and report["passed"] is False
+    assert f"{broken / export.MICRO_TFLITE}: TensorFlow Lite Micro stopped" in report["notes"][0]
+
+
 def test_check_clips_are_augmented_as_the_run_trained(trained, corpus):
     data = export._data_for(trained.config)
     clean = export.calibration_audio(data, trained.settings, 20, seed=7)
