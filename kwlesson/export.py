@@ -1270,6 +1270,7 @@ def freeze(
     quantize: bool = True,
     stream: TextIO | None = None,
     calibration: str | None = None,
+    progress: bool | None = None,
 ) -> FreezeResult:
     """Export a trained checkpoint: SavedModel, float / int8 / micro ``.tflite``, C array,
     labels and model card (see the module docstring for what each file is).
@@ -1288,7 +1289,9 @@ def freeze(
     rescales MFCC coefficient 0 inside its float front end (see :func:`int8_body`). Files are
     built in a temporary folder and moved into ``output_dir`` at the end, replacing an
     earlier export's files and leaving other files
-    alone. ``stream``: where the summary lines go (default: stdout).
+    alone. ``stream``: where the summary lines go (default: stdout). ``progress``: a line per
+    step on stderr with the time so far (a freeze takes 7-30 s); None (default): when stderr
+    is a terminal.
 
     >>> r = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
     >>> sorted(r.files)[:3]  # doctest: +SKIP
@@ -1303,6 +1306,12 @@ def freeze(
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder")
     say = (lambda text: print(text, file=stream or sys.stdout))
+    if progress is None:
+        progress = sys.stderr.isatty()
+
+    def step(text: str) -> None:
+        if progress:
+            print(f"freeze {time.monotonic() - t0:5.1f} s: {text}", file=sys.stderr, flush=True)
     if quantize:
         try:
             arch = read_run_files(checkpoint)[0].model_architecture
@@ -1327,6 +1336,7 @@ def freeze(
         if list(data.labels) != list(labels):
             raise ValueError(f"{data.data_dir}: its labels {list(data.labels)} differ from the "
                              f"model's {labels}; calibrate on the data the model was trained on")
+        step(f"reading {calibration_clips} training clips to calibrate int8 on")
         calib = calibration_audio(data, settings, calibration_clips, seed=config.seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1334,6 +1344,7 @@ def freeze(
     try:
         files: dict[str, Path] = {}
         module = serving_module(model, settings, labels)
+        step("SavedModel")
         tf.saved_model.save(module, str(tmp / SAVED_MODEL_DIR),
                             signatures={"serving_default": module.serve,
                                         "labels": module.labels})
@@ -1341,6 +1352,7 @@ def freeze(
 
         logits = frozen_logits(model)
         audio_fn = _audio_fn(logits, settings)
+        step("float LiteRT model")
         blobs = {FLOAT_TFLITE: convert(audio_fn, "float")}
         if calib is not None:
             def audio_rep() -> Iterable[list[np.ndarray]]:
@@ -1355,6 +1367,7 @@ def freeze(
             # "per_tensor"). On the clean training clips the model is too sure of itself to
             # tell range rules apart (tried: it kept min/max ranges that cost
             # low_latency_conv 5 points of held-out agreement).
+            step(f"reading {calibration_clips} other training clips, augmented, to check int8 on")
             check = calibration_audio(data, settings, calibration_clips, seed=config.seed + 1,
                                       augment=config)
             check_feats = compute_features(check, settings).numpy()
@@ -1382,7 +1395,11 @@ def freeze(
                 if not any(b.folded for b in bodies):
                     break  # nothing to fold: the unfolded bodies are these
             tried_bodies = []
-            for candidate in bodies:
+            for n, candidate in enumerate(bodies, start=1):
+                step(f"int8 micro model, network {n} of {len(bodies)}: "
+                     + ", ".join([("coefficient 0 rescaled" if candidate.rescaled_bin
+                                   is not None else "coefficient 0 as it is")]
+                                 + (["linear layers folded"] if candidate.folded else [])))
                 prepared = candidate.prepared(feats)
                 report: dict[str, Any] = {}
                 micro = convert(_features_fn(candidate.logits, settings), "micro",
@@ -1401,6 +1418,7 @@ def freeze(
             folding = {("folded" if b.folded else "as_trained"): (d, tflm)
                        for d, b, _, _, tflm in tried_bodies
                        if (b.rescaled_bin is None) == (body.rescaled_bin is None)}
+            step("int8 audio-in model")
             blobs[INT8_TFLITE] = convert(
                 _audio_fn(body.logits, settings, prepare=body.prepare),
                 "int8", audio_rep, rule, (check, float_probs), reports["int8"])

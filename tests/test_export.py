@@ -628,7 +628,7 @@ def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
 
 
 def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
-        trained, tmp_path, monkeypatch):
+        trained, tmp_path, monkeypatch, capsys):
     real_folded = export.folded_logits
 
     def worse(model, start=None):  # "folded", but the labels come out in reverse order
@@ -637,7 +637,13 @@ def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
 
     monkeypatch.setattr(export, "folded_logits", worse)
     result = export.freeze(trained.checkpoint_path, tmp_path / "kws", calibration_clips=30,
-                           stream=io.StringIO())
+                           stream=io.StringIO(), progress=True)
+    # A line per step on stderr, with the time so far. Two networks were tried here (folded
+    # or not; this run's features are normalised, so coefficient 0 needs no rescaling).
+    steps = [line for line in capsys.readouterr().err.splitlines() if line.startswith("freeze ")]
+    assert re.match(r"freeze +\d+\.\d s: reading 30 training clips", steps[0])
+    assert sum("int8 micro model, network" in line for line in steps) == 2
+    assert steps[-1].endswith("int8 audio-in model")
     folding = result.card["calibration"]["int8_folded_layers"]
     assert folding["kept"] is False and folding["layers"] == ["logits"]
     distances = folding["check_probability_distance"]
