@@ -228,6 +228,7 @@ def main() -> None:
     print(head)
     print(rule)
     rows = {}
+    failures: dict[str, list[str]] = {}
     for arch in archs:
         report = None
         if with_accuracy:
@@ -245,12 +246,18 @@ def main() -> None:
         if report is not None:
             acc = report["accuracy"]
             failed = [name for name, ok in report["checks"].items() if ok is False]
+            failures[arch] = failed
             line += " " + " / ".join(f"{100 * acc[k]:.1f}" if k in acc else "int8 refused"
                                      for k in ("keras", "float", "int8", "micro")) + (
                 f" (failed: {', '.join(failed)})" if failed else "") + " |"
         print(line, flush=True)
 
     print()
+    if failures:  # said once more below the table, where a reader looks for the verdicts
+        failed = {arch: checks for arch, checks in failures.items() if checks}
+        print("verify's checks (float = Keras, int8 within 1 point, TFLM = LiteRT): " + (
+            "; ".join(f"{arch} FAILED {', '.join(checks)}" for arch, checks in failed.items())
+            if failed else f"all pass for {', '.join(failures)}"))
     smallest = min(rows, key=lambda a: rows[a][0]["micro"])
     size = rows[smallest][0]["micro"]
     print(f"aim: smallest int8 model <= 20 KB: {smallest} micro {size / 1024:.1f} KB -> "
