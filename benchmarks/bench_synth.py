@@ -17,14 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import append_section, load
+
 from kwlesson import synth
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for n in args.speakers:
         with tempfile.TemporaryDirectory() as tmp:
-            load_before = _load()
+            load_before = load()
             t0 = time.perf_counter()
             out = synth.synthesize_dataset(Path(tmp) / "ds", speakers=n, progress=False,
                                            workers=args.workers)
@@ -64,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(section)
     if not args.no_write:
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
-            fh.write(section + "\n")
+        append_section(section)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from _results import append_section, load  # noqa: E402
 
 from kwlesson import synth  # noqa: E402
 from kwlesson.audio import read_wav  # noqa: E402
@@ -38,10 +39,6 @@ from kwlesson.config import shared_datasets_dir  # noqa: E402
 LABELS = ["_silence_", "_unknown_", *synth.KEYWORDS]
 TEST_DIR_NAME = "speech_commands_test_set_v0.02_dev"
 NOISE_DIR = Path("background_noise") / "_background_noise_"
-
-
-def _load() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def load_folder_clips(root: Path, words: list[str]) -> dict[str, np.ndarray]:
@@ -245,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, ingredients in configurations(args.ablation):
         if args.only and name not in args.only:
             continue
-        load_before = _load()
+        load_before = load()
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             data = synth.synthesize_dataset(Path(tmp) / "ds", speakers=args.speakers,
@@ -299,8 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        with open(Path(__file__).with_name("RESULTS.md"), "a") as fh:
-            fh.write(section + "\n")
+        append_section(section)
 
 
 if __name__ == "__main__":
