@@ -12,11 +12,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from test_export import WORDS, make_corpus
 
 from kwlesson import export
 from kwlesson.models import ARCHITECTURES
 from kwlesson.training import TrainConfig, train
-from test_export import WORDS, make_corpus
 
 
 @pytest.fixture(scope="module")
