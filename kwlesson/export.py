@@ -8,7 +8,8 @@ does all three for today's runtimes. :func:`freeze` writes one folder::
                          audio float32 [16000] or [batch, 16000] -> probabilities [..., labels]
     model_float.tflite   LiteRT, float32: audio [1, 16000] -> probabilities [1, labels]
     model_int8.tflite    LiteRT, int8 weights and activations (float audio in, probabilities out;
-                         the feature front end stays float inside): audio [1, 16000] -> probabilities
+                         the feature front end stays float inside):
+                         audio [1, 16000] -> probabilities
     model_micro.tflite   int8 features in [1, frames, bins] -> int8 scores [1, labels], for
                          TensorFlow Lite Micro (the device computes the features itself and
                          divides bin 0 by the card's ``micro_input.bin0_divisor``)
@@ -63,7 +64,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import numpy as np
 import tensorflow as tf
@@ -170,6 +171,12 @@ def frozen_logits(model: Any) -> Callable[[tf.Tensor], tf.Tensor]:
     return logits
 
 
+def _keras_logits(model: Any, features: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The Keras model's scores (before the softmax) for ``features``, a batch at a time."""
+    return np.concatenate([np.asarray(model(features[i:i + batch], training=False))
+                           for i in range(0, len(features), batch)])
+
+
 def folded_logits(model: Any, start: Any = None
                   ) -> tuple[Callable[[tf.Tensor], tf.Tensor], list[str]]:
     """``frozen_logits`` with a trailing run of linear Dense layers multiplied into one.
@@ -272,7 +279,7 @@ def int8_body(model: Any, features: np.ndarray, fold: bool = True) -> Int8Body:
     (0, 8.8)
     """
     keras = __import__("keras")
-    plain = plain_body(model, fold)
+    plain = _plain_body(model, fold)
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     first = next((i for i, layer in enumerate(layers) if layer.weights), None)
     if first is None or features.ndim != 3 or features.shape[-1] < 2:
@@ -280,7 +287,9 @@ def int8_body(model: Any, features: np.ndarray, fold: bool = True) -> Int8Body:
     conv = layers[first]
     if type(conv) is keras.layers.Dense:
         return _int8_dense_body(model, layers, first, features, fold) or plain
-    if type(conv).__name__ == "SVDF":
+    from kwlesson.models import SVDF
+
+    if isinstance(conv, SVDF):
         return _int8_svdf_body(model, conv, features, fold) or plain
     # Only a Conv2D fed by a reshape of the features to [frames, bins, 1], with no activation
     # of its own (the added branch goes between it and what follows). A batch norm right
@@ -342,7 +351,17 @@ def int8_body(model: Any, features: np.ndarray, fold: bool = True) -> Int8Body:
     return _checked(Int8Body(logits, prepare, 0, divisor, folded), model, features)
 
 
-def plain_body(model: Any, fold: bool = True) -> Int8Body:
+class _Candidate(NamedTuple):
+    """One network freeze tried for the micro model, and how it did on the check clips."""
+
+    distance: float
+    body: Int8Body
+    micro: bytes
+    report: dict[str, Any]
+    tflm: float | None  # top-1 agreement of TensorFlow Lite Micro with LiteRT (None: not run)
+
+
+def _plain_body(model: Any, fold: bool = True) -> Int8Body:
     """The model as trained (linear layers in a row folded into one when ``fold``)."""
     if not fold:
         return Int8Body(frozen_logits(model))
@@ -552,24 +571,24 @@ def convert(concrete_fn: Any, kind: str,
 
     ``calibration`` sets each activation's int8 range from the representative clips:
     ``"average"`` (default) averages each clip's own minimum and maximum; ``"minmax"`` (the
-    converter's own rule) takes the extremes over all clips; ``"per_tensor"`` picks one of
-    the two for each tensor, keeping a change only when the int8 model's probabilities then
-    come closer to ``check``'s (``check = (inputs, probabilities)``: other training clips and
-    the float model's probabilities on them; closeness is the mean L1 distance between the
-    probability vectors; up to two passes over the tensors, starting from the better of the
-    two uniform rules). The distance, not top-1 agreement, because the model knows its training
+    converter's own rule) takes the extremes over all clips; ``"per_tensor"`` picks one of the
+    two for each tensor, keeping a change only when the int8 model's probabilities then come
+    closer to ``check``'s (``check = (inputs, probabilities)``: other training clips and the
+    float model's probabilities on them; closeness is the mean L1 distance between the
+    probability vectors; up to two passes over the tensors, starting from the better of the two
+    uniform rules). The distance, not top-1 agreement, because the model knows its training
     clips too well: agreement on them is ~99% either way, while the distance ranks range rules
-    as top-1 agreement on held-out clips does. One loud outlier among hundreds of clips widens a min/max range for every
-    clip, so the usual values get fewer of the 256 levels: on a trained ds_cnn, min/max ranges
-    made int8 agree with float on 93-95% of real clips (1-2 points of accuracy lost, more with
-    more calibration clips); averaged ranges agree on 97-98% (0-0.6 points lost). But a
-    saturated value can matter too: tiny_conv's one hidden layer kept float's decisions best
-    with its min/max range and its scores with their averaged range, which neither uniform
-    rule gives. Values beyond an averaged range saturate. The features going in keep their full
-    range (their extremes are real: silence), and the scores before the softmax reach 50%
-    above the largest runner-up score of any calibration clip, so a saturated best score
-    still wins (see ``_averaged_ranges``). ``report`` (a dict), when given, receives the rule, each
-    tensor's choice and the agreements on ``check``.
+    as top-1 agreement on held-out clips does. One loud outlier among hundreds of clips widens a
+    min/max range for every clip, so the usual values get fewer of the 256 levels: on a trained
+    ds_cnn, min/max ranges made int8 agree with float on 93-95% of real clips (1-2 points of
+    accuracy lost, more with more calibration clips); averaged ranges agree on 97-98% (0-0.6
+    points lost). But a saturated value can matter too: tiny_conv's one hidden layer kept
+    float's decisions best with its min/max range and its scores with their averaged range,
+    which neither uniform rule gives. Values beyond an averaged range saturate. The features
+    going in keep their full range (their extremes are real: silence), and the scores before the
+    softmax reach 50% above the largest runner-up score of any calibration clip, so a saturated
+    best score still wins (see ``_averaged_ranges``). ``report`` (a dict), when given, receives
+    the rule, each tensor's choice and the agreements on ``check``.
 
     Why the front end stays float in "int8": 8-bit audio has a noise floor of about -48 dB,
     and a log of mel energies spanning 1e-6 to 1e2 cannot be fed from one linear int8 scale;
@@ -766,8 +785,9 @@ def _averaged_ranges(calibrated: bytes,
             partial.append(int(op.inputs[0]))
     # The tensors the outputs are computed from (the logits before a softmax) get as top the
     # largest second-best score of any clip, plus headroom (see below): the best may
-    # saturate, but should not tie with the runner-up. (Their full min/max range cost low_latency_svdf 17
-    # points: a few silent clips reach scores of 1,000; the average top cost single_fc 7.)
+    # saturate, but should not tie with the runner-up. (Their full min/max range cost
+    # low_latency_svdf 17 points: a few silent clips reach scores of 1,000; the average top
+    # cost single_fc 7.)
     scores = set()
     for op in subgraph.operators:
         if any(int(o) in outputs for o in op.outputs if o >= 0):
@@ -991,18 +1011,26 @@ def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -
         return np.load(Path(folder, "outputs.npy"))
 
 
+def _micro_in_both_runtimes(micro: bytes, features: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """A micro model's raw int8 scores for ``features`` (float, as its input takes them) in
+    TensorFlow Lite Micro and in LiteRT's built-in kernels: (tflm, litert). Raises
+    ImportError without tflite-micro, :class:`MicroRuntimeError` when it cannot run it."""
+    builtin = TFLiteModel(micro, delegate=False)
+    q = builtin.quantize_input(features)
+    raw = run_micro(micro, q)
+    return raw, np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
+
+
 def _tflm_agreement(micro: bytes, features: np.ndarray) -> float | None:
     """How often TensorFlow Lite Micro and LiteRT's built-in kernels give a micro model's
     ``features`` (float, already prepared) the same top label; None without tflite-micro."""
-    builtin = TFLiteModel(micro, delegate=False)
-    q = builtin.quantize_input(features)
     try:
-        raw = run_micro(micro, q)
+        raw, lite = _micro_in_both_runtimes(micro, features)
     except ImportError:
         return None
     except MicroRuntimeError:
         return 0.0  # it does not run there at all
-    lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
     return float(np.mean(raw.argmax(-1) == lite.argmax(-1)))
 
 
@@ -1371,9 +1399,7 @@ def freeze(
             check = calibration_audio(data, settings, calibration_clips, seed=config.seed + 1,
                                       augment=config)
             check_feats = compute_features(check, settings).numpy()
-            float_probs = tf.nn.softmax(np.concatenate([
-                np.asarray(model(check_feats[i:i + 256], training=False))
-                for i in range(0, len(check_feats), 256)])).numpy()
+            float_probs = tf.nn.softmax(_keras_logits(model, check_feats)).numpy()
             rule = calibration or "per_tensor"
             reports: dict[str, dict[str, Any]] = {"micro": {}, "int8": {}}
             # Both int8 files run the same network. Where int8_body can give coefficient 0 a
@@ -1384,40 +1410,41 @@ def freeze(
             # the finer input gives them.
             # Likewise with linear layers in a row folded into one product (folded_logits)
             # and without: folding is kept when it is closer to float too, and when
-            # TensorFlow Lite Micro still agrees with LiteRT on the check clips (a folded
-            # layer can magnify the one-step rounding differences of an SVDF's SUM).
+            # TensorFlow Lite Micro still agrees with LiteRT on the check clips (where the
+            # runtimes round an op differently, a folded layer can magnify it).
             bodies = []
             for fold in (True, False):
                 first_body = int8_body(model, feats, fold=fold)
                 bodies.append(first_body)
                 if first_body.rescaled_bin is not None:
-                    bodies.append(plain_body(model, fold))
+                    bodies.append(_plain_body(model, fold))
                 if not any(b.folded for b in bodies):
                     break  # nothing to fold: the unfolded bodies are these
-            tried_bodies = []
+            tried: list[_Candidate] = []
             for n, candidate in enumerate(bodies, start=1):
                 step(f"int8 micro model, network {n} of {len(bodies)}: "
                      + ", ".join([("coefficient 0 rescaled" if candidate.rescaled_bin
                                    is not None else "coefficient 0 as it is")]
                                  + (["linear layers folded"] if candidate.folded else [])))
                 prepared = candidate.prepared(feats)
+                prepared_check = candidate.prepared(check_feats)
                 report: dict[str, Any] = {}
                 micro = convert(_features_fn(candidate.logits, settings), "micro",
                                 lambda p=prepared: ([f[None]] for f in p), rule,
-                                (candidate.prepared(check_feats), float_probs), report)
-                tflm = (_tflm_agreement(micro, candidate.prepared(check_feats))
+                                (prepared_check, float_probs), report)
+                tflm = (_tflm_agreement(micro, prepared_check)
                         if any(b.folded for b in bodies) else None)
-                tried_bodies.append((report["check_probability_distance"], candidate, micro,
-                                     report, tflm))
-            eligible = [t for t in tried_bodies
-                        if t[4] is None or t[4] >= MIN_MICRO_AGREEMENT] or tried_bodies
-            _, body, blobs[MICRO_TFLITE], reports["micro"], _ = min(eligible,
-                                                                     key=lambda t: t[0])
-            distances = {("rescaled" if b.rescaled_bin is not None else "as_trained"): d
-                         for d, b, _, _, _ in tried_bodies if bool(b.folded) == bool(body.folded)}
-            folding = {("folded" if b.folded else "as_trained"): (d, tflm)
-                       for d, b, _, _, tflm in tried_bodies
-                       if (b.rescaled_bin is None) == (body.rescaled_bin is None)}
+                tried.append(_Candidate(report["check_probability_distance"], candidate, micro,
+                                        report, tflm))
+            eligible = [t for t in tried
+                        if t.tflm is None or t.tflm >= MIN_MICRO_AGREEMENT] or tried
+            kept = min(eligible, key=lambda t: t.distance)
+            body, blobs[MICRO_TFLITE], reports["micro"] = kept.body, kept.micro, kept.report
+            distances = {("rescaled" if t.body.rescaled_bin is not None else "as_trained"):
+                         t.distance for t in tried if bool(t.body.folded) == bool(body.folded)}
+            folding = {("folded" if t.body.folded else "as_trained"): (t.distance, t.tflm)
+                       for t in tried
+                       if (t.body.rescaled_bin is None) == (body.rescaled_bin is None)}
             step("int8 audio-in model")
             blobs[INT8_TFLITE] = convert(
                 _audio_fn(body.logits, settings, prepare=body.prepare),
@@ -1519,7 +1546,7 @@ def freeze(
                          "augmented as in training",
                 INT8_TFLITE: reports["int8"], MICRO_TFLITE: reports["micro"],
                 "int8_folded_layers": (None if "folded" not in folding else {
-                    "layers": list(next(b.folded for _, b, *_ in tried_bodies if b.folded)),
+                    "layers": list(next(t.body.folded for t in tried if t.body.folded)),
                     "kept": bool(body.folded),
                     "check_probability_distance": {k: v[0] for k, v in folding.items()},
                     "tflm_agreement_on_check_clips": {k: v[1] for k, v in folding.items()},
@@ -1715,9 +1742,7 @@ def verify(
     keras_probs, reference, logits = None, None, None
     if ckpt and Path(str(ckpt) + ".index").exists() or (ckpt and Path(ckpt).is_dir()):
         trained = load_trained(ckpt)
-        logits = np.concatenate([
-            np.asarray(trained.model(features[i:i + 256], training=False))
-            for i in range(0, len(features), 256)])
+        logits = _keras_logits(trained.model, features)
         keras_probs = tf.nn.softmax(logits).numpy()
         reference = f"keras ({trained.checkpoint_path})"
     else:
@@ -1745,16 +1770,14 @@ def verify(
             preds[kind] = probs[kind].argmax(-1)
     tflm_note, max_lsb, micro_failed = None, None, False
     if micro and (d / MICRO_TFLITE).is_file():
-        builtin = TFLiteModel(d / MICRO_TFLITE, delegate=False)
-        q = builtin.quantize_input(micro_input(features, card))
         try:
-            raw = run_micro((d / MICRO_TFLITE).read_bytes(), q)
+            raw, lite = _micro_in_both_runtimes((d / MICRO_TFLITE).read_bytes(),
+                                                micro_input(features, card))
         except ImportError as err:
             tflm_note = str(err)
         except MicroRuntimeError as err:
             tflm_note, micro_failed = f"{d / MICRO_TFLITE}: {err}", True
         else:
-            lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
             preds["micro_tflm"] = raw.argmax(-1)
             preds["micro_litert_builtin"] = lite.argmax(-1)
             max_lsb = int(np.abs(raw.astype(np.int32) - lite.astype(np.int32)).max())
@@ -1845,10 +1868,11 @@ def format_verification(report: dict[str, Any]) -> str:
                      f"difference by chance: p = {flips['p_value']:.2f})")
     rounding = report.get("score_rounding_flips")
     if rounding:
-        lines.append(f"  Keras' scores rounded to the int8 file's step ({report['int8_score_step']:.3f}) "
-                     f"alone: {rounding['right_in_float_only']} right in float only, "
-                     f"{rounding['right_in_int8_only']} in rounded only (as if everything before the "
-                     "scores were exact)")
+        lines.append(f"  Keras' scores rounded to the int8 file's step "
+                     f"({report['int8_score_step']:.3f}) alone: "
+                     f"{rounding['right_in_float_only']} right in float only, "
+                     f"{rounding['right_in_int8_only']} in rounded only (as if everything "
+                     "before the scores were exact)")
     for k, v in report["checks"].items():
         lines.append(f"  check {k:<25} {'skipped' if v is None else 'ok' if v else 'FAILED'}")
     lines += [f"  note: {n}" for n in report["notes"]]
