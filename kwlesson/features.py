@@ -353,7 +353,7 @@ def _dft_matrices(window: int, fft_length: int, bins: int) -> dict[str, np.ndarr
             "stage1_re": f32(stage1.real), "stage1_im": f32(stage1.imag),   # [rows, q]
             "twiddle_re": f32(twiddle.real), "twiddle_im": f32(twiddle.imag),  # [p, q]
             "stage2_re": f32(np.concatenate([dft.real, -dft.imag])),        # [2p, k1]
-            "stage2_im": f32(np.concatenate([dft.imag, dft.real]))}                                      # [2p, 2 k1]
+            "stage2_im": f32(np.concatenate([dft.imag, dft.real]))}         # [2p, k1]
 
 
 def _matrix_dft_magnitude(audio: tf.Tensor, settings: FeatureSettings, bins: int) -> tf.Tensor:
@@ -384,21 +384,16 @@ def _matrix_dft_magnitude(audio: tf.Tensor, settings: FeatureSettings, bins: int
     return magnitude
 
 
-def _check_dft(dft: str) -> None:
-    if dft not in DFT_CHOICES:
-        raise ValueError(f"dft must be one of {', '.join(DFT_CHOICES)}, not {dft!r}")
-
-
 def _magnitude(audio: Any, settings: FeatureSettings, dft: str, bins: int | None = None
                ) -> tf.Tensor:
-    """|STFT| of the first ``bins`` bins (all ``fft_bin_count`` by default)."""
-    _check_dft(dft)
+    """|STFT|: all ``fft_bin_count`` bins from the FFT, the first ``bins`` (default: all) from
+    the matrix DFT, which computes only those."""
+    if dft not in DFT_CHOICES:
+        raise ValueError(f"dft must be one of {', '.join(DFT_CHOICES)}, not {dft!r}")
     audio = _as_audio(audio)
-    bins = settings.fft_bin_count if bins is None else bins
     if dft == "matrix":
-        return _matrix_dft_magnitude(audio, settings, bins)
-    magnitude = tf.abs(_stft(audio, settings))
-    return magnitude if bins == settings.fft_bin_count else magnitude[..., :bins]
+        return _matrix_dft_magnitude(audio, settings, bins or settings.fft_bin_count)
+    return tf.abs(_stft(audio, settings))
 
 
 def spectrogram(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
