@@ -1,0 +1,229 @@
+"""Where does the int8 file's last point go? Score ranges, per-class bias, and chance.
+
+``bench_verification.py`` finds int8 within 1 point of float on average, with some 435-clip
+splits crossing by a clip or two. This benchmark asks three questions of the same trained
+real-speech models (it reuses ``--work`` from bench_verification, training what is missing):
+
+1. **The scores' range.** The int8 scores before the softmax have one range for all clips
+   (``export._averaged_ranges``: from 8 below the lowest best score of the calibration clips
+   to 50% above their largest runner-up). Keras' own scores are rounded to other such ranges
+   (starting ``k`` below the lowest best, ``headroom`` above the runner-up) and compared with
+   Keras: top-1 disagreement and the mean L1 distance of the probabilities (as freeze judges
+   ranges), on ``--clips`` training clips augmented as in training and on the validation
+   split. Nothing else is quantised: this is the floor under any int8 network.
+2. **A per-class bias.** The micro model's dequantised scores minus Keras' on 1,000
+   augmented training clips (where neither saturates), per label; subtracting that mean from
+   the last layer's int32 bias ("bias correction") and counting the validation flips again.
+3. **Chance.** From each model's validation flips (``export.verify``: clips right in float
+   only / in int8 only), pooled per architecture: the probability that one more model of that
+   recipe crosses the 1-point line on a split of that size, with the two flip counts taken as
+   Poisson at the pooled rates.
+
+Prints its tables with the machine, date, command and load; paste them into RESULTS.md.
+
+    python benchmarks/bench_int8_floor.py --work /tmp/kwverify --real_seeds 1,2,3
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+from kwlesson import export
+from kwlesson.config import shared_datasets_dir
+from kwlesson.features import compute_features
+from kwlesson.training import load_trained
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _results import load
+from bench_verification import REAL_MODELS, real_checkpoint
+
+#: (k below the lowest best score, headroom above the largest runner-up); the first is freeze's.
+RULES = [(8, 0.5), (8, 0.25), (8, 0.0), (6, 0.5), (6, 0.25), (6, 0.1), (4, 0.5), (4, 0.25),
+         (4, 0.1), (3, 0.5), (2, 0.5)]
+
+
+def features(audio: np.ndarray, settings) -> np.ndarray:
+    return np.concatenate([compute_features(audio[i:i + 256], settings).numpy()
+                           for i in range(0, len(audio), 256)])
+
+
+def rounded(scores: np.ndarray, low: float, top: float) -> np.ndarray:
+    """Scores as an int8 tensor spanning [low, top] holds them, back in float."""
+    step = (top - low) / 255
+    zero = round(-128 - low / step)
+    return (np.clip(np.round(scores / step) + zero, -128, 127) - zero) * step
+
+
+def compare(scores: np.ndarray, low: float, top: float) -> tuple[float, float]:
+    """(top-1 disagreement with the float scores, mean L1 distance of the probabilities)."""
+    q = rounded(scores, low, top)
+    p_float = tf.nn.softmax(scores).numpy()
+    p_int8 = np.round(tf.nn.softmax(q).numpy() * 256) / 256  # the int8 softmax's output step
+    return (float(np.mean(q.argmax(-1) != scores.argmax(-1))),
+            float(np.abs(p_int8 - p_float).sum(-1).mean()))
+
+
+def micro_scores(blob: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The micro model's scores going into its softmax (dequantised), and that op's inputs."""
+    interp = export._litert_interpreter(blob, delegate=False, preserve_all_tensors=True)
+    tensors = interp.get_tensor_details()
+    ops = interp._get_ops_details()
+    scores = next(op for op in ops if op["op_name"] == "SOFTMAX")["inputs"][0]
+    last = next(op for op in ops if scores in op["outputs"])
+    scale, zero = tensors[scores]["quantization"]
+    inp = interp.get_input_details()[0]
+    in_scale, in_zero = inp["quantization"]
+    q = np.clip(np.round(x / in_scale) + in_zero, -128, 127).astype(np.int8)
+    out = []
+    for row in q:
+        interp.set_tensor(inp["index"], row[None])
+        interp.invoke()
+        out.append((interp.get_tensor(scores)[0].astype(np.float64) - zero) * scale)
+    return np.array(out), {"last": last, "scale": scale, "zero": zero}
+
+
+def bias_corrected(blob: bytes, last: dict, shift: np.ndarray) -> bytes:
+    """The model with ``shift`` (float, per output) taken off its last layer's int32 bias."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(blob))
+    tensor = model.subgraphs[0].tensors[last["inputs"][2]]
+    buffer = model.buffers[tensor.buffer]
+    bias = np.frombuffer(bytes(bytearray(buffer.data)), np.int32).copy()
+    bias -= np.round(shift / np.asarray(tensor.quantization.scale, np.float64)).astype(np.int32)
+    buffer.data = np.frombuffer(bias.tobytes(), np.uint8)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def crossing_chance(only_float: float, only_int8: float, clips: int) -> float:
+    """P(right-in-float-only minus right-in-int8-only > clips / 100), both Poisson."""
+    def pmf(lam: float, k: int) -> float:
+        return math.exp(-lam) * lam ** k / math.factorial(k)
+
+    limit = clips / 100
+    return sum(pmf(only_float, a) * pmf(only_int8, b)
+               for a in range(60) for b in range(60) if a - b > limit + 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True,
+                        help="bench_verification's --work folder (trained runs and exports)")
+    parser.add_argument("--real_models", default=",".join(REAL_MODELS))
+    parser.add_argument("--real_seeds", default="1,2,3")
+    parser.add_argument("--clips", type=int, default=2000,
+                        help="augmented training clips for the score-range comparison")
+    args = parser.parse_args()
+    shared = shared_datasets_dir()
+    data_dir = shared / "speech_commands_test_set_v0.02_dev" if shared else None
+    if data_dir is None or not data_dir.is_dir():
+        sys.exit(f"{data_dir}: the real test-set sample is needed and was not found")
+    noise = shared / "background_noise" / "_background_noise_"
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"TensorFlow {tf.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"load before: {load()}")
+    print(f"command: python benchmarks/bench_int8_floor.py {' '.join(sys.argv[1:])}")
+    ranges: dict[tuple[int, float], list[list[float]]] = {rule: [] for rule in RULES}
+    bias_rows, flips = [], {}
+    for arch in [a.strip() for a in args.real_models.split(",") if a.strip()]:
+        for seed in [int(s) for s in args.real_seeds.split(",") if s.strip()]:
+            ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None,
+                                   args.work, seed=seed)
+            name = f"{arch} seed {seed}"
+            trained = load_trained(ckpt)
+            model, settings, config = trained.model, trained.settings, trained.config
+            data = export._data_for(config)
+            calib = features(export.calibration_audio(data, settings, 300, seed=config.seed),
+                             settings)
+            augmented = features(export.calibration_audio(
+                data, settings, args.clips, seed=config.seed + 2, augment=config), settings)
+            val_audio, truth = data.arrays("validation")
+            val = features(val_audio, settings)
+            z_cal, z_aug, z_val = (export._keras_logits(model, x).astype(np.float64)
+                                   for x in (calib, augmented, val))
+            best = np.sort(z_cal, -1)
+            low_avg, top_avg = z_cal.min(-1).mean(), z_cal.max(-1).mean()
+            for k, headroom in RULES:
+                second = best[:, -2].max()
+                low = max(low_avg, best[:, -1].min() - k)
+                top = max(top_avg, second + headroom * abs(second))
+                ranges[(k, headroom)].append([*compare(z_aug, low, top),
+                                              *compare(z_val, low, top)])
+
+            out = args.work / f"export_real_{Path(ckpt).parent.name}_{Path(ckpt).name}"
+            export.freeze(ckpt, out, stream=io.StringIO())
+            card = export.load_model_card(out)
+            blob = (out / export.MICRO_TFLITE).read_bytes()
+            check = export.micro_input(augmented[:1000], card)
+            got, info = micro_scores(blob, check)
+            ok = ((z_aug[:1000] > (-128 - info["zero"] + 1) * info["scale"])
+                  & (z_aug[:1000] < (127 - info["zero"] - 1) * info["scale"]))
+            diff = got - z_aug[:1000]
+            shift = np.array([diff[ok[:, c], c].mean() if ok[:, c].any() else 0.0
+                              for c in range(diff.shape[1])])
+            row = [name, f"{info['scale']:.3f}", f"{np.abs(shift).max():.3f}"]
+            for b in (blob, bias_corrected(blob, info["last"], shift)):
+                s, _ = micro_scores(b, export.micro_input(val, card))
+                kp, qp = z_val.argmax(-1), s.argmax(-1)
+                row.append(f"{100 * np.mean(kp != qp):.2f}% "
+                           f"({int(np.sum((kp == truth) & (qp != truth)))} / "
+                           f"{int(np.sum((qp == truth) & (kp != truth)))})")
+            bias_rows.append(row)
+            report = export.verify(out, data=data, split="validation", micro=False)
+            f = report["int8_flips"]
+            flips.setdefault(arch, []).append(
+                (f["right_in_float_only"], f["right_in_int8_only"], report["clips"]))
+            print(f"{name}: done", file=sys.stderr, flush=True)
+
+    print()
+    print("**1. The scores' range** (Keras' scores rounded to it, nothing else quantised; mean "
+          "over the models; first row: freeze's rule)")
+    print()
+    print("| starts below the lowest best score | headroom above the largest runner-up | "
+          f"disagreement, {args.clips} augmented training clips % | L1, augmented | "
+          "disagreement, validation % | L1, validation |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for (k, headroom), values in ranges.items():
+        m = np.mean(values, axis=0)
+        print(f"| {k} | {headroom:.0%} | {100 * m[0]:.2f} | {m[1]:.4f} | {100 * m[2]:.2f} "
+              f"| {m[3]:.4f} |")
+    print()
+    print("**2. Per-class bias of the micro model's scores**, corrected in its last layer "
+          "(validation top-1 disagreement with Keras; clips right in Keras only / micro only)")
+    print()
+    print("| model | score step | largest mean bias | before | after bias correction |")
+    print("|---|---:|---:|---|---|")
+    for row in bias_rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("**3. Chance** that one more model crosses the 1-point line on a validation split of "
+          "this size (flips Poisson at the pooled rates)")
+    print()
+    print("| architecture | models | right in float only / int8 only, pooled | per model "
+          "| clips | P(int8 drop > 1 point) |")
+    print("|---|---:|---|---|---:|---:|")
+    for arch, rows in flips.items():
+        a, b = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        clips = rows[0][2]
+        print(f"| {arch} | {len(rows)} | {a} / {b} | {a / len(rows):.2f} / {b / len(rows):.2f} "
+              f"| {clips} | {crossing_chance(a / len(rows), b / len(rows), clips):.2f} |")
+    print()
+    print(f"load after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
