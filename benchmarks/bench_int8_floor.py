@@ -19,9 +19,18 @@ real-speech models (it reuses ``--work`` from bench_verification, training what 
    recipe crosses the 1-point line on a split of that size, with the two flip counts taken as
    Poisson at the pooled rates.
 
+4. **Quantisation-aware fine-tuning** (with ``--finetune_steps N``): each model trained N more
+   steps at its recipe's last learning rate, once as usual and once with fake quantisation
+   (weights per channel to int8 as the converter does, the features, every ReLU's output, the
+   pooled features and the scores at the float model's averaged calibration ranges; straight
+   through gradients), then frozen and verified: does the int8 file agree with float more
+   often than after the same steps without it? A sketch of the technique for this question,
+   kept here rather than in the library.
+
 Prints its tables with the machine, date, command and load; paste them into RESULTS.md.
 
     python benchmarks/bench_int8_floor.py --work /tmp/kwverify --real_seeds 1,2,3
+    python benchmarks/bench_int8_floor.py --work /tmp/kwverify --finetune_steps 400
 """
 
 from __future__ import annotations
@@ -43,7 +52,14 @@ import tensorflow as tf
 from kwlesson import export
 from kwlesson.config import shared_datasets_dir
 from kwlesson.features import compute_features
-from kwlesson.training import load_trained
+from kwlesson.training import (
+    TrainConfig,
+    _training_batches,
+    _write_checkpoint,
+    _write_run_files,
+    checkpoint_prefix,
+    load_trained,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import load
@@ -107,6 +123,90 @@ def bias_corrected(blob: bytes, last: dict, shift: np.ndarray) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def finetune(ckpt: str, out_dir: Path, steps: int, fake_quant: bool, bin0_divisor: float,
+             data) -> str:
+    """Train ``ckpt``'s model ``steps`` more steps (same data order as a longer run), with or
+    without fake quantisation; write the result as a run in ``out_dir``; its checkpoint."""
+    import keras
+
+    trained = load_trained(ckpt)
+    model, settings, config = trained.model, trained.settings, trained.config
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    calib = features(export.calibration_audio(data, settings, 300, seed=config.seed), settings)
+    # The int8 files' input: coefficient 0 divided as the frozen model's card says.
+    scale = np.ones(calib.shape[-1], np.float32)
+    scale[0] = 1.0 / bin0_divisor
+    points = {layer.name for layer in layers if isinstance(
+        layer, (keras.layers.ReLU, keras.layers.GlobalAveragePooling2D))} | {layers[-1].name}
+
+    def forward(x, training, ranges=None):
+        h = x if ranges is None else fake(x * scale, ranges["input"]) / scale
+        seen = {}
+        for layer in layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                h = layer(h, training=False)  # the int8 model folds the running statistics
+            elif isinstance(layer, keras.layers.Dropout):
+                h = layer(h, training=training)
+            else:
+                h = layer(h)
+            if layer.name in points:
+                seen[layer.name] = h
+                if ranges is not None:
+                    h = fake(h, ranges[layer.name])
+        return h, seen
+
+    def fake(h, low_high):
+        low, high = min(low_high[0], 0.0), max(low_high[1], 0.0)
+        return tf.quantization.fake_quant_with_min_max_args(h, min=low, max=high)
+
+    x_cal = calib * scale
+    ranges = {"input": (float(x_cal.min()), float(x_cal.max()))}
+    for name, value in forward(tf.constant(calib), False)[1].items():
+        v = value.numpy().reshape(len(calib), -1)
+        if name == layers[-1].name:  # the scores: freeze's rule (export._averaged_ranges)
+            best = np.sort(v, -1)
+            second = best[:, -2].max()
+            ranges[name] = (max(v.min(-1).mean(), best[:, -1].min() - 8),
+                            max(v.max(-1).mean(), second + 0.5 * abs(second)))
+        else:
+            ranges[name] = (float(v.min(-1).mean()), float(v.max(-1).mean()))
+    kernels = []
+    for layer in layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kernels.append((layer.kernel, (0, 1)))
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernels.append((layer.kernel, tuple(range(len(layer.kernel.shape) - 1))))
+    optimizer = keras.optimizers.Adam(config.schedule()[-1][1])
+
+    @tf.function
+    def step(x, y):
+        kept = [tf.identity(k.value) for k, _ in kernels]
+        if fake_quant:  # the forward pass sees int8 weights; the update goes to float ones
+            for k, axes in kernels:
+                top = tf.maximum(tf.reduce_max(tf.abs(k.value), axis=axes, keepdims=True), 1e-12)
+                k.assign(tf.round(k.value / top * 127.0) * top / 127.0)
+        with tf.GradientTape() as tape:
+            logits, _ = forward(x, True, ranges if fake_quant else None)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=tf.cast(y, tf.int32), logits=logits))
+            if model.losses:
+                loss += tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        for (k, _), value in zip(kernels, kept):
+            k.assign(value)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    batches = iter(_training_batches(data, config, settings, trained.step))
+    for _ in range(steps):
+        step(*next(batches))
+    run = TrainConfig.from_dict({**config.to_dict(), "train_dir": str(out_dir)})
+    _write_run_files(run, settings, trained.labels)
+    done = tf.Variable(trained.step + steps, dtype=tf.int64, trainable=False)
+    return _write_checkpoint(tf.train.Checkpoint(model=model, step=done),
+                             checkpoint_prefix(out_dir, config.model_architecture,
+                                               trained.step + steps), 1)
+
+
 def crossing_chance(only_float: float, only_int8: float, clips: int) -> float:
     """P(right-in-float-only minus right-in-int8-only > clips / 100), both Poisson."""
     def pmf(lam: float, k: int) -> float:
@@ -125,6 +225,9 @@ def main() -> None:
     parser.add_argument("--real_seeds", default="1,2,3")
     parser.add_argument("--clips", type=int, default=2000,
                         help="augmented training clips for the score-range comparison")
+    parser.add_argument("--finetune_steps", type=int, default=0,
+                        help="also fine-tune each model this many steps with and without fake "
+                             "quantisation (part 4; 0: skip)")
     args = parser.parse_args()
     shared = shared_datasets_dir()
     data_dir = shared / "speech_commands_test_set_v0.02_dev" if shared else None
@@ -138,7 +241,7 @@ def main() -> None:
     print(f"load before: {load()}")
     print(f"command: python benchmarks/bench_int8_floor.py {' '.join(sys.argv[1:])}")
     ranges: dict[tuple[int, float], list[list[float]]] = {rule: [] for rule in RULES}
-    bias_rows, flips = [], {}
+    bias_rows, tuned_rows, flips = [], [], {}
     for arch in [a.strip() for a in args.real_models.split(",") if a.strip()]:
         for seed in [int(s) for s in args.real_seeds.split(",") if s.strip()]:
             ckpt = real_checkpoint(arch, data_dir, noise if noise.is_dir() else None,
@@ -187,6 +290,21 @@ def main() -> None:
             f = report["int8_flips"]
             flips.setdefault(arch, []).append(
                 (f["right_in_float_only"], f["right_in_int8_only"], report["clips"]))
+            if args.finetune_steps:
+                row = [name, f"{100 * report['agreement']['int8_vs_float']:.2f}"]
+                for fake_quant in (False, True):
+                    run = args.work / (f"finetune_{Path(ckpt).parent.name}_{args.finetune_steps}"
+                                       + ("_fake_quant" if fake_quant else ""))
+                    tuned = finetune(ckpt, run, args.finetune_steps, fake_quant,
+                                     card["micro_input"]["bin0_divisor"], data)
+                    tuned_out = args.work / f"export_{run.name}"
+                    export.freeze(tuned, tuned_out, stream=io.StringIO())
+                    r = export.verify(tuned_out, data=data, split="validation", micro=False)
+                    f = r["int8_flips"]
+                    row.append(f"{100 * r['accuracy']['float']:.2f} / "
+                               f"{100 * r['agreement']['int8_vs_float']:.2f} "
+                               f"({f['right_in_float_only']} / {f['right_in_int8_only']})")
+                tuned_rows.append(row)
             print(f"{name}: done", file=sys.stderr, flush=True)
 
     print()
@@ -221,6 +339,17 @@ def main() -> None:
         clips = rows[0][2]
         print(f"| {arch} | {len(rows)} | {a} / {b} | {a / len(rows):.2f} / {b / len(rows):.2f} "
               f"| {clips} | {crossing_chance(a / len(rows), b / len(rows), clips):.2f} |")
+    if tuned_rows:
+        print()
+        print(f"**4. Fine-tuned {args.finetune_steps} more steps**, without and with fake "
+              "quantisation (validation: float accuracy % / int8 = float agreement %, clips "
+              "right in float only / int8 only)")
+        print()
+        print("| model | int8 = float % as trained | fine-tuned | fine-tuned with fake "
+              "quantisation |")
+        print("|---|---:|---|---|")
+        for row in tuned_rows:
+            print("| " + " | ".join(row) + " |")
     print()
     print(f"load after: {load()}")
 
