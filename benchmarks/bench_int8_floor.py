@@ -84,10 +84,10 @@ def features(audio: np.ndarray, settings) -> np.ndarray:
 
 
 def rounded(scores: np.ndarray, low: float, top: float) -> np.ndarray:
-    """Scores as an int8 tensor spanning [low, top] holds them, back in float."""
+    """Scores as an int8 tensor spanning [low, top] holds them (verify's rounding), in float."""
     step = (top - low) / 255
     zero = round(-128 - low / step)
-    return (np.clip(np.round(scores / step) + zero, -128, 127) - zero) * step
+    return (export._rounded_scores(scores, step, zero).astype(np.float64) - zero) * step
 
 
 def compare(scores: np.ndarray, low: float, top: float) -> tuple[float, float]:
@@ -108,8 +108,7 @@ def micro_scores(blob: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
     last = next(op for op in ops if scores in op["outputs"])
     scale, zero = tensors[scores]["quantization"]
     inp = interp.get_input_details()[0]
-    in_scale, in_zero = inp["quantization"]
-    q = np.clip(np.round(x / in_scale) + in_zero, -128, 127).astype(np.int8)
+    q = export.TFLiteModel(blob, delegate=False).quantize_input(x)
     out = []
     for row in q:
         interp.set_tensor(inp["index"], row[None])
@@ -235,6 +234,17 @@ def drop_cell(report: dict) -> str:
             f"{f['right_in_int8_only']}), {100 * report['agreement']['int8_vs_float']:.2f}%")
 
 
+def table(title: str, header: list[str], align: str, rows: list[list[str]]) -> None:
+    """A Markdown table under a bold title; ``align``: one of "l" / "r" per column."""
+    print()
+    print(title)
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def crossing_chance(only_float: float, only_int8: float, clips: int) -> float:
     """P(right-in-float-only minus right-in-int8-only > clips / 100), both Poisson."""
     def pmf(lam: float, k: int) -> float:
@@ -345,59 +355,41 @@ def main() -> None:
                     drop_cell(report), drop_cell(r)])
             print(f"{name}: done", file=sys.stderr, flush=True)
 
-    print()
-    print("**1. The scores' range** (Keras' scores rounded to it, nothing else quantised; mean "
-          "over the models; first row: freeze's rule)")
-    print()
-    print("| starts below the lowest best score | headroom above the largest runner-up | "
-          f"disagreement, {args.clips} augmented training clips % | L1, augmented | "
-          "disagreement, validation % | L1, validation |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for (k, headroom), values in ranges.items():
-        m = np.mean(values, axis=0)
-        print(f"| {k} | {headroom:.0%} | {100 * m[0]:.2f} | {m[1]:.4f} | {100 * m[2]:.2f} "
-              f"| {m[3]:.4f} |")
-    print()
-    print("**2. Per-class bias of the micro model's scores**, corrected in its last layer "
-          "(validation top-1 disagreement with Keras; clips right in Keras only / micro only)")
-    print()
-    print("| model | score step | largest mean bias | before | after bias correction |")
-    print("|---|---:|---:|---|---|")
-    for row in bias_rows:
-        print("| " + " | ".join(row) + " |")
-    print()
-    print("**3. Chance** that one more model crosses the 1-point line on a validation split of "
-          "this size (flips Poisson at the pooled rates)")
-    print()
-    print("| architecture | models | right in float only / int8 only, pooled | per model "
-          "| clips | P(int8 drop > 1 point) |")
-    print("|---|---:|---|---|---:|---:|")
+    table("**1. The scores' range** (Keras' scores rounded to it, nothing else quantised; mean "
+          "over the models; first row: freeze's rule)",
+          ["starts below the lowest best score", "headroom above the largest runner-up",
+           f"disagreement, {args.clips} augmented training clips %", "L1, augmented",
+           "disagreement, validation %", "L1, validation"], "rrrrrr",
+          [[str(k), f"{headroom:.0%}", f"{100 * m[0]:.2f}", f"{m[1]:.4f}", f"{100 * m[2]:.2f}",
+            f"{m[3]:.4f}"]
+           for (k, headroom), m in ((key, np.mean(v, axis=0)) for key, v in ranges.items())])
+    table("**2. Per-class bias of the micro model's scores**, corrected in its last layer "
+          "(validation top-1 disagreement with Keras; clips right in Keras only / micro only)",
+          ["model", "score step", "largest mean bias", "before", "after bias correction"],
+          "lrrll", bias_rows)
+    chance_rows = []
     for arch, rows in flips.items():
-        a, b = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        a, b = sum(r[0] for r in rows) / len(rows), sum(r[1] for r in rows) / len(rows)
         clips = rows[0][2]
-        print(f"| {arch} | {len(rows)} | {a} / {b} | {a / len(rows):.2f} / {b / len(rows):.2f} "
-              f"| {clips} | {crossing_chance(a / len(rows), b / len(rows), clips):.2f} |")
+        chance_rows.append([arch, str(len(rows)), f"{a * len(rows):.0f} / {b * len(rows):.0f}",
+                            f"{a:.2f} / {b:.2f}", str(clips),
+                            f"{crossing_chance(a, b, clips):.2f}"])
+    table("**3. Chance** that one more model crosses the 1-point line on a validation split of "
+          "this size (flips Poisson at the pooled rates)",
+          ["architecture", "models", "right in float only / int8 only, pooled", "per model",
+           "clips", "P(int8 drop > 1 point)"], "lrllrr", chance_rows)
     if tuned_rows:
-        print()
-        print(f"**4. Fine-tuned {args.finetune_steps} more steps**, without and with fake "
+        table(f"**4. Fine-tuned {args.finetune_steps} more steps**, without and with fake "
               "quantisation (validation: float accuracy % / int8 = float agreement %, clips "
-              "right in float only / int8 only)")
-        print()
-        print("| model | int8 = float % as trained | fine-tuned | fine-tuned with fake "
-              "quantisation |")
-        print("|---|---:|---|---|")
-        for row in tuned_rows:
-            print("| " + " | ".join(row) + " |")
+              "right in float only / int8 only)",
+              ["model", "int8 = float % as trained", "fine-tuned",
+               "fine-tuned with fake quantisation"], "lrll", tuned_rows)
     if score_rows:
-        print()
-        print("**5. Float scores**: the int8 audio-in file with its last layer and softmax in "
+        table("**5. Float scores**: the int8 audio-in file with its last layer and softmax in "
               "float (validation: int8 drop in points, clips right in float only / int8 only, "
-              "int8 = float agreement)")
-        print()
-        print("| model | int8 file bytes | with float scores | as frozen | with float scores |")
-        print("|---|---:|---:|---|---|")
-        for row in score_rows:
-            print("| " + " | ".join(row) + " |")
+              "int8 = float agreement)",
+              ["model", "int8 file bytes", "with float scores", "as frozen",
+               "with float scores"], "lrrll", score_rows)
     print()
     print(f"load after: {load()}")
 
