@@ -682,6 +682,8 @@ class SpeechCommands:
         features: bool = True,
         drop_remainder: bool = False,
         start_batch: int = 0,
+        freq_mask_bins: int = 0,
+        time_mask_frames: int = 0,
     ) -> tf.data.Dataset:
         """Batches of (features float32 [batch, frames, bins], label indices int32 [batch]).
 
@@ -693,6 +695,11 @@ class SpeechCommands:
         ``background_frequency`` fraction of clips at a volume uniform in [0, background_volume);
         synthetic silence always gets background at a volume uniform in [0, silence_volume)
         (the reference uses 1.0). The sum is clipped to [-1, 1].
+
+        ``freq_mask_bins`` / ``time_mask_frames`` (not in the seed; 0, the default, is off) add
+        SpecAugment to augmented batches: two bands of up to that many feature bins and two
+        stretches of up to that many frames are set to the clip's mean feature value, so the
+        model cannot lean on any one band or moment.
 
         Everything after the in-memory lookup is TensorFlow ops on whole batches, and the
         random numbers come from (seed, batch number): the same seed gives the same batches.
@@ -755,6 +762,11 @@ class SpeechCommands:
         n_bg = len(self.background)
         need_noise = use_background or bool(bg_vol.any())
         front = _front_end(settings if features else None, samples, shift_max, need_noise)
+        for name, value in (("freq_mask_bins", freq_mask_bins),
+                            ("time_mask_frames", time_mask_frames)):
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
+        masking = augment and features and (freq_mask_bins > 0 or time_mask_frames > 0)
 
         def make(step, entry):
             row, label, synth, fixed_pos, fixed_vol = (tf.gather(t, entry) for t in table)
@@ -782,6 +794,8 @@ class SpeechCommands:
             else:
                 pos, volume = fixed_pos, fixed_vol
             x = front(clips, tf.cast(start, tf.int32), tf.cast(pos, tf.int32), volume, bg_flat)
+            if masking:
+                x = _spec_augment(x, key + [0, 3 << 40], freq_mask_bins, time_mask_frames)
             return x, label
 
         ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -799,6 +813,32 @@ class SpeechCommands:
         49
         """
         return math.ceil(len(self._clips(split)) / batch_size)
+
+
+def _spec_augment(x: tf.Tensor, key: tf.Tensor, max_bins: int, max_frames: int,
+                  masks: int = 2) -> tf.Tensor:
+    """SpecAugment's masks on features [batch, frames, bins]: ``masks`` bands of up to
+    ``max_bins`` bins and ``masks`` stretches of up to ``max_frames`` frames per clip take the
+    clip's mean value. Random numbers from ``key`` (stateless): the same batch, the same masks."""
+    import tensorflow as tf
+
+    b, frames, bins = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    u = tf.random.stateless_uniform([b, 4 * masks], seed=key, dtype=tf.float32)
+    keep = tf.ones_like(x, dtype=tf.bool)
+    for axis, size, widest, k in ((2, bins, max_bins, 0), (1, frames, max_frames, 2 * masks)):
+        if widest <= 0:
+            continue
+        idx = tf.range(size)
+        for m in range(masks):
+            width = tf.cast(u[:, k + 2 * m] * (widest + 1), tf.int32)
+            width = tf.minimum(width, size)
+            first = tf.cast(u[:, k + 2 * m + 1] * tf.cast(size - width + 1, tf.float32),
+                            tf.int32)
+            inside = (idx[None, :] >= first[:, None]) & (idx[None, :] < (first + width)[:, None])
+            inside = inside[:, None, :] if axis == 2 else inside[:, :, None]
+            keep = keep & ~inside
+    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+    return tf.where(keep, x, mean)
 
 
 @functools.lru_cache(maxsize=16)

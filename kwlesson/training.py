@@ -158,6 +158,12 @@ class TrainConfig:
     max_to_keep: int = _opt(5, "How many recent checkpoints to keep in train_dir.")
     progress_seconds: float = _opt(5.0, "How often the text progress prints a step line "
                                    "(0: every step).")
+    freq_mask_bins: int = _opt(0, "SpecAugment: mask two bands of up to this many feature "
+                               "bins in each training clip (0: off, as the seed).")
+    time_mask_frames: int = _opt(0, "SpecAugment: mask two stretches of up to this many "
+                                 "frames in each training clip (0: off, as the seed).")
+    label_smoothing: float = _opt(0.0, "Train towards (1 - s) on the true label and s spread "
+                                  "over all labels (0: off, as the seed).")
     normalize_features: bool = _opt(False, "Normalise each feature bin to zero mean and unit "
                                     "scale, with statistics taken once from training clips "
                                     "and stored with the run (export and streaming apply "
@@ -212,6 +218,11 @@ class TrainConfig:
                                  f"not {getattr(self, f.name)!r}")
         if not self.words():
             raise ValueError("wanted_words is empty")
+        for name in ("freq_mask_bins", "time_mask_frames"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
+        if not 0.0 <= float(self.label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing!r}")
         self.feature_settings()  # FeatureSettings checks its own fields
 
 
@@ -794,6 +805,9 @@ def _training_batches(data: Any, config: TrainConfig, settings: FeatureSettings,
                   time_shift_ms=config.time_shift_ms, background_volume=config.background_volume,
                   background_frequency=config.background_frequency, drop_remainder=True)
     params = inspect.signature(data.dataset).parameters
+    if config.freq_mask_bins or config.time_mask_frames:
+        kwargs.update(freq_mask_bins=config.freq_mask_bins,
+                      time_mask_frames=config.time_mask_frames)
     for name in ("skip_batches", "start_batch"):
         if name in params:  # skipping index entries, before features are computed: cheap
             return data.dataset("training", settings, **kwargs, **{name: start_step})
@@ -824,13 +838,21 @@ def _create_model(arch: str, settings: FeatureSettings, num_labels: int) -> Any:
 # Steps
 
 def _make_train_step(model: Any, optimizer: Any, strategy: tf.distribute.Strategy,
-                     step_var: tf.Variable, global_batch: int, check_nans: bool) -> Callable:
+                     step_var: tf.Variable, global_batch: int, check_nans: bool,
+                     label_smoothing: float = 0.0) -> Callable:
     def replica_step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         y = tf.cast(y, tf.int32)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=y, logits=tf.cast(logits, tf.float32))
+            if label_smoothing:
+                n = tf.shape(logits)[-1]
+                target = (tf.one_hot(y, n) * (1.0 - label_smoothing)
+                          + label_smoothing / tf.cast(n, tf.float32))
+                per_example = tf.nn.softmax_cross_entropy_with_logits(
+                    labels=target, logits=tf.cast(logits, tf.float32))
+            else:
+                per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=tf.cast(logits, tf.float32))
             if check_nans:
                 per_example = tf.debugging.check_numerics(per_example, "cross entropy")
             # Scaled by the global batch: replicas' gradients are summed, giving the mean.
@@ -1014,7 +1036,7 @@ def train(config: TrainConfig | None = None,
         is_chief = False
 
     train_step = _make_train_step(model, optimizer, strategy, step_var, config.batch_size,
-                                  config.check_nans)
+                                  config.check_nans, config.label_smoothing)
     predict = _make_predict(model, settings.shape)
     train_ds = _training_batches(data, config, settings, start_step)
     batches = iter(strategy.experimental_distribute_dataset(train_ds))

@@ -459,3 +459,35 @@ def test_decoded_cache_keeps_to_its_limit(tmp_path):
     assert files[0].exists()
     assert removed == files[1:4]
     assert sorted(p.name for p in tmp_path.iterdir()) == [files[0].name, files[4].name]
+
+
+def test_spec_augment_masks_bands_and_stretches_repeatably(sc, settings):
+    """SpecAugment is off by default; on, each clip gets bands and stretches set to its mean."""
+    plain = sc.dataset("training", settings, batch_size=16, seed=5)
+    masked = sc.dataset("training", settings, batch_size=16, seed=5, freq_mask_bins=6,
+                        time_mask_frames=15)
+    (x0, y0), (x1, y1) = next(iter(plain)), next(iter(masked))
+    x0, x1 = x0.numpy(), x1.numpy()
+    np.testing.assert_array_equal(y0.numpy(), y1.numpy())  # same clips, same order
+    changed = x0 != x1
+    assert changed.any()
+    for clip, orig, diff in zip(x1, x0, changed):
+        if not diff.any():
+            continue  # all four widths drawn as 0 for this clip
+        # Changed values all equal the clip's mean; whole columns (bins) or rows (frames).
+        np.testing.assert_allclose(clip[diff], orig.mean(), rtol=1e-4, atol=1e-4)
+        bins = np.flatnonzero(diff.all(axis=0))
+        frames = np.flatnonzero(diff.all(axis=1))
+        assert np.all(diff == (np.isin(np.arange(diff.shape[1]), bins)[None, :]
+                               | np.isin(np.arange(diff.shape[0]), frames)[:, None]))
+        assert len(bins) <= 2 * 6 and len(frames) <= 2 * 15
+    again = next(iter(sc.dataset("training", settings, batch_size=16, seed=5,
+                                 freq_mask_bins=6, time_mask_frames=15)))[0].numpy()
+    np.testing.assert_array_equal(x1, again)
+    # Evaluation splits are never masked.
+    v0 = next(iter(sc.dataset("validation", settings, batch_size=16)))[0].numpy()
+    v1 = next(iter(sc.dataset("validation", settings, batch_size=16, freq_mask_bins=6,
+                              time_mask_frames=15)))[0].numpy()
+    np.testing.assert_array_equal(v0, v1)
+    with pytest.raises(ValueError, match="freq_mask_bins must be a whole number >= 0"):
+        sc.dataset("training", settings, freq_mask_bins=-1)

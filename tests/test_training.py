@@ -155,6 +155,8 @@ def test_train_config_has_the_seed_flags_and_defaults():
         "start_checkpoint": "", "validation_percentage": 10, "testing_percentage": 10,
         "optimizer": "gradient_descent", "check_nans": False, "verbosity": "info",
     }
+    # New regularisers are off by default, so the seed's commands train as the seed did.
+    assert (cfg.freq_mask_bins, cfg.time_mask_frames, cfg.label_smoothing) == (0, 0, 0.0)
     for name, value in seed_defaults.items():
         assert getattr(cfg, name) == value, name
     assert cfg.distribute == "none"
@@ -174,6 +176,8 @@ def test_train_config_has_the_seed_flags_and_defaults():
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"learning_rate": "0.1"}, "same number of elements"),
     ({"preprocess": "wavelet"}, "preprocess must be one of"),
+    ({"label_smoothing": 1.0}, "label_smoothing must be in"),
+    ({"time_mask_frames": -2}, "time_mask_frames must be >= 0"),
 ])
 def test_train_rejects_bad_config_before_any_work(tmp_path, change, match):
     cfg = dataclasses.replace(TrainConfig(data_dir=str(tmp_path / "nowhere"),
@@ -568,3 +572,20 @@ def test_background_dir_mixes_noise_from_outside_data_dir(corpus, tmp_path):
     assert data.background_paths == [str(noise_dir / "hum.wav")]
     assert load_data(config_for(corpus, tmp_path)).background_paths == [
         str(corpus / "_background_noise_" / "white_noise.wav")]
+
+
+def test_spec_augment_and_label_smoothing_train_and_resume_exactly(corpus, full_run, tmp_path):
+    """The regularisers change training (not the seed's run) and keep resume exact."""
+    result, rec_full, _, _ = full_run
+    cfg = config_for(corpus, tmp_path, freq_mask_bins=5, time_mask_frames=10,
+                     label_smoothing=0.1)
+    rec = Recorder()
+    whole = train(cfg, rec)
+    assert whole.step == 30
+    assert rec.steps[0][1]["cross_entropy"] != pytest.approx(
+        rec_full.steps[0][1]["cross_entropy"], abs=1e-6)
+    first = train(dataclasses.replace(cfg, train_dir=str(tmp_path / "t2")), Recorder(stop_at=13))
+    second = train(dataclasses.replace(cfg, train_dir=str(tmp_path / "t2"),
+                                       start_checkpoint=first.checkpoint_path), [])
+    for a, b in zip(weights(whole.model), weights(second.model)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
