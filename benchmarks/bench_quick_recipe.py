@@ -1,0 +1,155 @@
+"""Quick-recipe candidates: trained on the offline dataset alone, scored offline and on real speech.
+
+The course's quick model trains on synthetic speech only (``kwlesson.synth.offline_dataset``),
+so two figures decide a recipe: accuracy on the offline testing split (does it learn the
+task?) and accuracy on the real clips of the shared Speech Commands v0.02 test-set sample (does
+it hear people?). Each candidate trains with ``kwlesson.training.train`` exactly as ``kwlesson
+train`` would, so whatever wins here is what the library ships. One candidate per child
+process (its own peak memory), one at a time.
+
+    python benchmarks/bench_quick_recipe.py --list
+    python benchmarks/bench_quick_recipe.py --candidates current ds_cnn_800 --speakers 300
+    python benchmarks/bench_quick_recipe.py --candidates ds_cnn_800 --seeds 1 2 3 --record
+
+Without the real clips the real-speech column says so and the offline figures still print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEV_SET = "speech_commands_test_set_v0.02_dev"
+_ADAM_DS_CNN = {"model_architecture": "ds_cnn", "optimizer": "adam",
+                "learning_rate": "0.005,0.001", "background_volume": 0.3}
+
+#: name -> TrainConfig fields on top of the seed's defaults.
+CANDIDATES: dict[str, dict[str, Any]] = {
+    # training.QUICK_RECIPE as it stands.
+    "current": {},
+    # ds_cnn (bench_real_speech's best model) with louder noise, 800 steps.
+    "ds_cnn_800": {**_ADAM_DS_CNN, "how_many_training_steps": "600,200"},
+    # The same with SpecAugment and label smoothing.
+    "ds_cnn_800_sa": {**_ADAM_DS_CNN, "how_many_training_steps": "600,200",
+                      "freq_mask_bins": 8, "time_mask_frames": 20, "label_smoothing": 0.1},
+    "ds_cnn_1600_sa": {**_ADAM_DS_CNN, "how_many_training_steps": "1200,400",
+                       "freq_mask_bins": 8, "time_mask_frames": 20, "label_smoothing": 0.1},
+}
+
+
+def _one(name: str, fields: dict[str, Any], speakers: int, seed: int, work: Path) -> dict:
+    """Train one candidate (in this process) and score it; returns a row."""
+    from kwlesson import synth
+    from kwlesson.config import shared_datasets_dir
+    from kwlesson.evaluation import evaluate
+    from kwlesson.training import QUICK_RECIPE, TrainConfig, load_trained, train
+
+    data_dir = synth.offline_dataset(speakers=speakers, progress=False)
+    base = dict(QUICK_RECIPE) if name == "current" else {"eval_step_interval": 400,
+                                                          "save_step_interval": 400}
+    run = work / f"{name}-seed{seed}"
+    cfg = TrainConfig(**{**base, **fields, "data_dir": str(data_dir), "seed": seed,
+                         "train_dir": str(run / "train"), "summaries_dir": str(run / "logs"),
+                         "verbosity": "warn"})
+    cpu0, t0 = time.process_time(), time.monotonic()
+    result = train(cfg)
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    row = {"candidate": name, "seed": seed, "speakers": speakers, "steps": result.step,
+           "offline_test": result.test_accuracy,
+           "offline_n": int(result.test_confusion.sum()) if result.test_confusion is not None
+           else 0, "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1),
+           "steps_per_s": round(result.step / wall, 2), "real": None, "real_n": 0,
+           "real_recall": {}}
+    shared = shared_datasets_dir()
+    if shared is not None and (shared / DEV_SET).is_dir():
+        ev = evaluate(load_trained(result.checkpoint_path), folder=shared / DEV_SET)
+        row.update(real=ev.accuracy, real_n=ev.n,
+                   real_recall={k: v for k, v in ev.recall.items()})
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    return row
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _markdown(rows: list[dict], command: str) -> str:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "n/a"
+    lines = [f"Run {when}, `{platform.machine()}`, {os.cpu_count()} cores, Python "
+             f"{platform.python_version()}, load at the end {load}. Command: `{command}`", "",
+             "| candidate | seed | speakers | steps | offline test | real speech | train s "
+             "(CPU s) | steps/s | peak MB |", "|---|---:|---:|---:|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['candidate']} | {r['seed']} | {r['speakers']} | {r['steps']} | "
+                     f"{_pct(r['offline_test'])} (N={r['offline_n']}) | {_pct(r['real'])} "
+                     f"(N={r['real_n']}) | {r['train_wall_s']} ({r['train_cpu_s']}) | "
+                     f"{r['steps_per_s']} | {r['peak_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--candidates", nargs="+", default=["current", "ds_cnn_800"],
+                   help="names from --list")
+    p.add_argument("--speakers", type=int, default=300, help="offline dataset size (speakers)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[59185], help="training seeds")
+    p.add_argument("--list", action="store_true", help="print the candidates and exit")
+    p.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # child process: name:seed:speakers:work
+    args = p.parse_args(argv)
+    if args.list:
+        for name, fields in CANDIDATES.items():
+            print(f"{name}: {json.dumps(fields)}")
+        return 0
+    if args.one:
+        name, seed, speakers, work = args.one.split(":", 3)
+        print(json.dumps(_one(name, CANDIDATES[name], int(speakers), int(seed), Path(work))))
+        return 0
+    unknown = [c for c in args.candidates if c not in CANDIDATES]
+    if unknown:
+        p.error(f"unknown candidate(s) {unknown}; see --list")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kwlesson-quick-recipe-") as work:
+        for name in args.candidates:
+            for seed in args.seeds:
+                print(f"training {name} (seed {seed}) ...", flush=True)
+                done = subprocess.run(
+                    [sys.executable, __file__, "--one", f"{name}:{seed}:{args.speakers}:{work}"],
+                    capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    return done.returncode
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"  offline test {_pct(row['offline_test'])} (N={row['offline_n']}), "
+                      f"real {_pct(row['real'])} (N={row['real_n']}), "
+                      f"{row['train_wall_s']} s", flush=True)
+                rows.append(row)
+    command = "python benchmarks/bench_quick_recipe.py " + " ".join(sys.argv[1:])
+    table = _markdown(rows, command)
+    print(table)
+    if args.record:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _results import append_section
+
+        append_section(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
