@@ -86,7 +86,7 @@ def _pct(x: float | None) -> str:
 
 
 def _markdown(rows: list[dict], command: str) -> str:
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
