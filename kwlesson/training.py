@@ -694,8 +694,13 @@ def _write_checkpoint(ckpt: tf.train.Checkpoint, prefix: str, max_to_keep: int,
         os.replace(side, checksum_path(prefix))
         os.replace(parts[-1], d / names[parts[-1]])
     except BaseException:  # a full disk or Ctrl-C mid-write: leave no temporary files behind
+        import shutil
+
         for f in d.glob(f".{final.name}.*"):
-            f.unlink(missing_ok=True)
+            if f.is_dir():  # TensorFlow's sharded write works in a <prefix>_temp folder
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
         raise
 
     arch = final.name.split(".ckpt-")[0]

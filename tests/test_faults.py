@@ -273,7 +273,7 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(corpus, tmp_path):
     assert step >= 3 and damaged_files(last) == []
     assert err.strip().splitlines()[-1] == (f"kwlesson: stopped by SIGTERM; Interrupted at step "
                                             f"{step}; resume with start_checkpoint={last}")
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "cuInit" not in err  # and a quiet start-up
 
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
@@ -376,7 +376,8 @@ def test_evaluate_and_freeze_refuse_nan_weights_by_name(corpus, tmp_path, capsys
     ({"validation_percentage": 10, "testing_percentage": -5},
      "testing_percentage must be within 0-100, not -5"),
     ({"validation_percentage": 50, "testing_percentage": 50},
-     "validation_percentage + testing_percentage must be below 100"),
+     r"validation_percentage \+ testing_percentage must be below 100 \(leaving clips to "
+     r"train on\), not 100"),
     ({"unknown_percentage": -10}, "unknown_percentage must not be negative, not -10"),
     ({"silence_percentage": -1}, "silence_percentage must not be negative"),
     ({"background_volume": 2}, "background_volume must be between 0 and 1, not 2"),
@@ -385,7 +386,7 @@ def test_evaluate_and_freeze_refuse_nan_weights_by_name(corpus, tmp_path, capsys
     ({"window_size_ms": 30, "clip_duration_ms": 20},
      r"window_size_ms \(30\) must be at most clip_duration_ms \(20\): a clip must hold one "
      "window"),
-    ({"batch_size": 0}, "batch_size must be a whole number >= 1, not 0"),
+    ({"batch_size": 0}, "batch_size must be (a whole number )?>= 1, not 0"),
     ({"batch_size": 10**8}, r"batch_size 100000000 needs about .* of memory for one batch, but "
                             r".* is available; use a smaller batch_size"),
     ({"window_size_ms": float("nan")}, "window_size_ms must be a finite number"),
@@ -393,7 +394,7 @@ def test_evaluate_and_freeze_refuse_nan_weights_by_name(corpus, tmp_path, capsys
 def test_numeric_flags_checked_in_one_place(values, message, tmp_path, capsys):
     with pytest.raises(RunError, match=message):
         check_numbers(**values)
-    with pytest.raises(RunError, match=message):  # train and the notebooks' configs
+    with pytest.raises(ValueError, match=message):  # train and the notebooks' configs
         config_for(tmp_path, tmp_path, **values).validate()
 
 
