@@ -482,3 +482,22 @@ def test_quiet_tensorflow_start_up_in_every_command(argv, corpus, tmp_path):
                        text=True, env=env, timeout=300)
     for noise in ("cuInit", "absl::InitializeLog", "oneDNN", "cpu_feature_guard", "cuda"):
         assert noise not in r.stderr, r.stderr
+
+
+def test_data_info_names_nan_files_and_symlink_loops(corpus, tmp_path):
+    import soundfile as sf
+
+    from kwlesson import data
+
+    d = tmp_path / "data"
+    (d / "yes").mkdir(parents=True)
+    for f in sorted((corpus / "yes").glob("*.wav"))[:3]:
+        os.link(f, d / "yes" / f.name)
+    sf.write(d / "yes" / "nan_nohash_0.wav", np.full(16000, np.nan, np.float32), 16000,
+             subtype="FLOAT")
+    (d / "yes" / "loop_nohash_0.wav").symlink_to("loop_nohash_0.wav")
+    report = data.info(d)
+    assert report["words"]["yes"]["clips"] == 3 and report["words"]["yes"]["unreadable"] == 1
+    assert f"{d / 'yes' / 'nan_nohash_0.wav'}: contains NaN or infinite samples" in \
+        report["problems"]
+    assert f"{d / 'yes' / 'loop_nohash_0.wav'}: a symlink loop; skipped" in report["problems"]
