@@ -307,11 +307,19 @@ class RunLock:
             fcntl = None
         f = open(self.path, "a+")
         if fcntl is not None:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    f.close()
+                    raise self._refuse(self._read()) from None
+                try:  # the file may have been removed by a run ending meanwhile: lock anew
+                    if os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino:
+                        break
+                except FileNotFoundError:
+                    pass
                 f.close()
-                raise self._refuse(self._read()) from None
+                f = open(self.path, "a+")
             previous = self._read()
             if previous.get("pid") and previous.get("pid") != os.getpid():
                 self.took_over = previous  # its process died without removing the file
@@ -334,16 +342,11 @@ class RunLock:
         if self._file is None:
             return
         try:
-            self._file.seek(0)
-            self._file.truncate()
+            self.path.unlink()  # while still locked, so no other run locks a removed file
         except OSError:
             pass
         self._file.close()  # closing drops the flock
         self._file = None
-        try:
-            self.path.unlink()
-        except OSError:
-            pass
 
     def __enter__(self) -> RunLock:
         return self.acquire()
@@ -400,7 +403,11 @@ def write_checksums(files: dict[str, Path], prefix: str) -> Path:
     """Write the sidecar of checkpoint ``prefix``: ``files`` maps the final file names to the
     (temporary) files holding them now. Written atomically; returns its temporary path, to be
     renamed to :func:`checksum_path` by the caller along with the checkpoint."""
-    doc = {name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for name, p in files.items()}
+    # Keyed by the part after the prefix (".index", ".data-00000-of-00001"), so a checkpoint
+    # renamed as a whole (a copy under another name) still checks.
+    base = Path(prefix).name
+    doc = {name[len(base):] if name.startswith(base) else name:
+           {"bytes": p.stat().st_size, "sha256": _sha256(p)} for name, p in files.items()}
     final = checksum_path(prefix)
     fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
@@ -421,8 +428,8 @@ def damaged_files(prefix: str) -> list[str]:
         except (OSError, ValueError):
             return [str(side)]
         bad = []
-        for name, want in doc.items():
-            p = folder / name
+        for suffix, want in doc.items():
+            p = folder / (Path(prefix).name + suffix)
             try:
                 if p.stat().st_size != want["bytes"] or _sha256(p) != want["sha256"]:
                     bad.append(str(p))

@@ -259,19 +259,22 @@ def wait_for(proc: subprocess.Popen, text: str, timeout: float = 120) -> list[st
     return lines
 
 
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(corpus, tmp_path):
+@pytest.mark.parametrize("signum, status, said", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
+                                                  (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(corpus, tmp_path, signum, status, said):
     cfg = config_for(corpus, tmp_path, how_many_training_steps="5000", learning_rate="0.01",
                      save_step_interval=1000, eval_step_interval=1000, verbosity="debug")
     proc = run_cli(["train", *cli_flags(cfg), "--progress_seconds=0"])
     seen = wait_for(proc, "Step #3:")
     assert any("Step #3:" in s for s in seen), seen
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == faults.SIGTERM_EXIT_STATUS == 143
+    assert proc.returncode == status
+    assert faults.SIGTERM_EXIT_STATUS == 143
     last = latest_checkpoint(cfg.train_dir, "tiny_conv")
     step = int(last.rsplit("-", 1)[1])
     assert step >= 3 and damaged_files(last) == []
-    assert err.strip().splitlines()[-1] == (f"kwlesson: stopped by SIGTERM; Interrupted at step "
+    assert err.strip().splitlines()[-1] == (f"kwlesson: {said}; Interrupted at step "
                                             f"{step}; resume with start_checkpoint={last}")
     assert "Traceback" not in err and "cuInit" not in err  # and a quiet start-up
 
