@@ -383,12 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a full disk, a diverged loss, a failed conversion), 130 interrupted by Ctrl-C and 143
     stopped by SIGTERM (both after saving a checkpoint when training).
     """
-    # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import warnings
-
-    warnings.formatwarning = _one_line_warning
     try:
+        # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import warnings
+
+        warnings.formatwarning = _one_line_warning
         return _main(argv)
     except KeyboardInterrupt as interrupt:
         from kwlesson.faults import SIGTERM_EXIT_STATUS, Terminated

@@ -728,8 +728,8 @@ def _extract(
                     f"{archive}: extraction failed ({type(exc).__name__}: {exc}); nothing was "
                     "kept.") from None
             raise DownloadError(
-                f"{target.parent}: the disk filled up while extracting {archive.name} (it needs "
-                f"about {_human(report.unpacked_bytes)} plus space for "
+                f"{target.parent}: the disk filled up while extracting {archive.name} "
+                f"({exc.strerror}; it needs about {_human(report.unpacked_bytes)} plus space for "
                 f"{report.files} files); nothing was kept. Free some space or choose another "
                 "--dest.") from None
         except (tarfile.TarError, EOFError, zlib.error) as exc:

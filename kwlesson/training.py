@@ -26,6 +26,7 @@ Introduced in notebook 03.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -1304,7 +1305,10 @@ def train(config: TrainConfig | None = None,
     # Before any data is loaded: the folders the run writes, and that nobody else writes there.
     faults.check_folder(config.train_dir, "--train_dir")
     faults.check_folder(config.summaries_dir, "--summaries_dir")
-    with faults.RunLock(config.train_dir) as lock, faults.sigterm_as_interrupt():
+    # Workers of one multi-worker run share the train_dir: only other runs are kept out.
+    lock = faults.RunLock(config.train_dir)
+    with (contextlib.nullcontext() if config.distribute == "multi_worker" else lock), \
+            faults.sigterm_as_interrupt():
         if lock.took_over:
             logger.info("%s: took over the lock of process %s (no longer running)",
                         config.train_dir, lock.took_over.get("pid"))
@@ -1331,8 +1335,9 @@ def train(config: TrainConfig | None = None,
         except (OSError, tf.errors.OpError) as err:
             if not faults.is_disk_full(err):
                 raise
-            raise faults.DiskFull(f"{config.train_dir}: the disk is full ({err}); free some "
-                                  "space or choose another --train_dir") from err
+            raise faults.DiskFull(f"{config.train_dir}: the disk is full "
+                                  f"({str(err).splitlines()[0]}); free some space or choose "
+                                  "another --train_dir") from err
 
 
 train.__doc__ = _train.__doc__ + """

@@ -593,7 +593,8 @@ def test_full_disk_during_extraction_is_named(tmp_path, closed_port_url):
         pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
     try:
         with pytest.raises(DownloadError, match=rf"{dest}: the disk filled up while extracting "
-                           r"tiny_commands\.tar\.gz \(it needs about .* plus space for 600 "
+                           r"tiny_commands\.tar\.gz \(No space left on device; it needs about .* "
+                           r"plus space for 600 "
                            r"files\); nothing was kept\. Free some space or choose another "
                            "--dest"):
             download_dataset("tiny", dest, mirror=mirror, base_url=closed_port_url,
