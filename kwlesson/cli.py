@@ -383,11 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a full disk, a diverged loss, a failed conversion), 130 interrupted by Ctrl-C and 143
     stopped by SIGTERM (both after saving a checkpoint when training).
     """
+    import warnings
+
+    shown = warnings.formatwarning
     try:
         # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import warnings
-
         warnings.formatwarning = _one_line_warning
         return _main(argv)
     except KeyboardInterrupt as interrupt:
@@ -398,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = "; ".join(["stopped by SIGTERM" if stopped else "interrupted", *notes])
         print(f"kwlesson: {text}", file=sys.stderr)
         return SIGTERM_EXIT_STATUS if stopped else 130
+    finally:
+        warnings.formatwarning = shown  # main() called from Python leaves warnings as they were
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
