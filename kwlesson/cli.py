@@ -42,8 +42,11 @@ def _data_download(args: argparse.Namespace) -> int:
 
 def _data_info(args: argparse.Namespace) -> int:
     from kwlesson import data
+    from kwlesson.faults import check_numbers
 
     try:
+        check_numbers(validation_percentage=args.validation_percentage,
+                      testing_percentage=args.testing_percentage)
         report = data.info(
             args.data_dir,
             validation_percentage=args.validation_percentage,
@@ -75,9 +78,18 @@ def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
     from kwlesson.training import QUICK_RECIPE, TrainConfig, train
 
+    from kwlesson.faults import RunError, check_folder
+
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
     if "data_dir" not in given and not _has_wavs(SEED_DATA_DIR):
         from kwlesson import synth
+
+        try:  # the offline dataset and the quick run are written under KWLESSON_HOME
+            check_folder(os.environ.get(kw_config.HOME_ENV) or kw_config.data_home(),
+                         "KWLESSON_HOME", "set KWLESSON_HOME to a folder you can write")
+        except RunError as exc:
+            print(f"kwlesson train: {exc}", file=sys.stderr)
+            return exc.exit_status
 
         print(f"No --data_dir and no clips in {SEED_DATA_DIR}: training on the offline dataset "
               "(speech synthesised on this machine).")
@@ -97,8 +109,12 @@ def _train(args: argparse.Namespace) -> int:
         cfg = TrainConfig(**given)
         result = train(cfg)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        if given.get("verbosity") == "debug":
+            import traceback
+
+            traceback.print_exc()
         print(f"kwlesson train: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_status", 2)
     print(f"Model: {result.checkpoint_path}")
     print(f"Labels and settings: {result.train_dir}")
     if result.test_accuracy is not None:
@@ -115,8 +131,10 @@ TENSORFLOW_COMMANDS = {"train", "evaluate", "freeze", "label-wav", "generate-str
 
 def _evaluate(args: argparse.Namespace) -> int:
     from kwlesson import evaluation
+    from kwlesson.faults import check_numbers
 
     try:
+        check_numbers(batch_size=args.batch_size)
         evaluation.evaluate_command(args.start_checkpoint, split=args.split, folder=args.folder,
                                     data_dir=args.data_dir, batch_size=args.batch_size,
                                     json_path=args.json)
@@ -354,10 +372,38 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"kwlesson: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``kwlesson`` console script."""
-    # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Entry point of the ``kwlesson`` console script.
+
+    Exit status: 0 done, 2 bad input or a folder that cannot be used, 1 a fault during the run
+    (a full disk, a diverged loss, a failed conversion), 130 interrupted by Ctrl-C and 143
+    stopped by SIGTERM (both after saving a checkpoint when training).
+    """
+    import warnings
+
+    shown = warnings.formatwarning
+    try:
+        # Keep TensorFlow's start-up chatter out of the lesson's output (set before it loads).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        warnings.formatwarning = _one_line_warning
+        return _main(argv)
+    except KeyboardInterrupt as interrupt:
+        from kwlesson.faults import SIGTERM_EXIT_STATUS, Terminated
+
+        stopped = isinstance(interrupt, Terminated)
+        notes = getattr(interrupt, "__notes__", [])
+        text = "; ".join(["stopped by SIGTERM" if stopped else "interrupted", *notes])
+        print(f"kwlesson: {text}", file=sys.stderr)
+        return SIGTERM_EXIT_STATUS if stopped else 130
+    finally:
+        warnings.formatwarning = shown  # main() called from Python leaves warnings as they were
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     training = bool(argv) and argv[0] == "train"
     if argv and argv[0] in TENSORFLOW_COMMANDS:  # the train flags come from TrainConfig, which loads TensorFlow
@@ -365,11 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         quiet_tensorflow()
     args = build_parser(with_train_flags=training).parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("kwlesson: interrupted", file=sys.stderr)
-        return 130
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -905,8 +905,12 @@ def info(
     for p in it:
         try:
             described[p] = describe_wav(p)
+            if described[p]["subtype"] in ("FLOAT", "DOUBLE"):  # only these can hold NaN
+                read_wav(p)
         except AudioError as err:
+            described.pop(p, None)
             problems.append(str(err))
+    problems += _unreadable_links(data_dir)
     report_words = {}
     speakers_all: set[str] = set()
     split_totals: Counter = Counter()
@@ -957,6 +961,25 @@ def info(
         "background": bg,
         "problems": problems,
     }
+
+
+def _unreadable_links(data_dir: Path) -> list[str]:
+    """A problem line for each clip-named symlink in a word folder that leads nowhere (a loop
+    or a dangling link): neither counted nor silently dropped."""
+    found = []
+    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+        for p in sorted(folder.iterdir()):
+            if p.is_symlink() and _is_audio(p) and not p.is_file():
+                try:
+                    p.resolve(strict=True)
+                    why = "not a file"
+                except RuntimeError:
+                    why = "a symlink loop"
+                except OSError as err:
+                    why = ("a symlink loop" if getattr(err, "errno", None) == 40
+                           else "a dangling symlink")
+                found.append(f"{p}: {why}; skipped")
+    return found
 
 
 def _stats(values: list[float]) -> dict:

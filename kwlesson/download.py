@@ -33,6 +33,7 @@ gzip CRC and tar structure only, and by the ``.sha256`` file once one exists.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import gzip
 import hashlib
 import http.client
@@ -650,7 +651,26 @@ def _write_sidecar(archive: Path, sha256: str) -> None:
 
 
 def _staging(target: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    _remove_stale_staging(target)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".partial",
+                                 dir=target.parent))
+
+
+def _remove_stale_staging(target: Path) -> None:
+    """Delete the ``.<folder>.<pid>-*.partial`` folders of extractions that were killed (their
+    process is gone); one still running keeps its folder."""
+    for old in target.parent.glob(f".{target.name}.*.partial"):
+        try:
+            pid = int(old.name[len(target.name) + 2:].split("-", 1)[0])
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except (ValueError, PermissionError):
+            continue  # no process id in the name, or another user's process
+        shutil.rmtree(old, ignore_errors=True)
+        print(f"Removed {old}: left by an interrupted extraction (process {pid} is gone)",
+              file=sys.stderr)
 
 
 def _finish(spec: DatasetSpec, content: Path, target: Path, info: dict) -> None:
@@ -702,7 +722,17 @@ def _extract(
                         bar.update(1)
         except DownloadError:
             raise
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise DownloadError(
+                    f"{archive}: extraction failed ({type(exc).__name__}: {exc}); nothing was "
+                    "kept.") from None
+            raise DownloadError(
+                f"{target.parent}: the disk filled up while extracting {archive.name} "
+                f"({exc.strerror}; it needs about {_human(report.unpacked_bytes)} plus space for "
+                f"{report.files} files); nothing was kept. Free some space or choose another "
+                "--dest.") from None
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
             raise DownloadError(
                 f"{archive}: extraction failed ({type(exc).__name__}: {exc}); nothing was kept."
             ) from None

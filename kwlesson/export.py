@@ -1333,6 +1333,11 @@ def freeze(
     out = Path(output_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out}: exists and is not a folder")
+    from kwlesson.faults import check_folder
+
+    # Built beside the output folder, then moved in: its parent must take the files.
+    check_folder(out.parent, f"the folder of --output_dir {out.name}",
+                 "choose an --output_dir in a folder you can write")
     say = (lambda text: print(text, file=stream or sys.stdout))
     if progress is None:
         progress = sys.stderr.isatty()
@@ -2018,6 +2023,8 @@ def label_wav(
             continue
         scores = labeller(clip)
         top = [(labeller.labels[i], float(scores[i])) for i in np.argsort(-scores)[:k]]
+        _say_if_partial(f, labeller.samples / labeller.sample_rate, out,
+                        "  " if target.is_dir() else "")
         for label, score in top:
             print(f"{'  ' if target.is_dir() else ''}{label} (score = {score:.3f})", file=out)
         results.append((str(f), top))
@@ -2106,6 +2113,20 @@ def main_freeze(start_checkpoint: str, output_dir: str, model_architecture: str 
         print(f"kwlesson freeze: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def _say_if_partial(path: Any, seconds: float, out: Any, indent: str) -> None:
+    """A note when a file is longer than the clip the model labels (only its start is)."""
+    from kwlesson.audio import describe_wav
+
+    try:
+        length = describe_wav(path)["duration_s"]
+    except AudioError:
+        return
+    if length > seconds + 0.05:
+        print(f"{indent}note: {path} is {length:.1f} s long; these labels are for its first "
+              f"{seconds:g} s only (for the whole file: kwlesson test-streaming-accuracy, or "
+              "kwlesson.streaming)", file=out)
 
 
 def main_label_wav(graph: str, wav: str, labels: str | None = None,

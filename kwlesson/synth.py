@@ -757,6 +757,7 @@ def synthesize_dataset(
         raise ValueError(f"workers must be >= 1, not {workers}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{threading.get_ident()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -782,6 +783,29 @@ def synthesize_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
     _announce(out, settings)
     return out
+
+
+def _remove_stale_partials(out: Path) -> list[Path]:
+    """Delete the ``.<name>.partial-<pid>-*`` folders that a killed synthesis of ``out`` left
+    (their process is gone); a synthesis still running elsewhere keeps its folder."""
+    removed = []
+    for tmp in out.parent.glob(f".{out.name}.partial-*"):
+        try:
+            pid = int(tmp.name.rsplit(".partial-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or another user's): not ours to delete
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+        print(f"Removed {tmp}: left by an interrupted synthesis (process {pid} is gone)",
+              file=sys.stderr)
+    return removed
 
 
 def offline_dataset(

@@ -26,6 +26,7 @@ Introduced in notebook 03.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -223,7 +224,17 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
         if not 0.0 <= float(self.label_smoothing) < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), not {self.label_smoothing!r}")
+        from kwlesson.faults import check_numbers
+
+        check_numbers(**{name: getattr(self, name) for name in _NUMERIC_FLAGS})
         self.feature_settings()  # FeatureSettings checks its own fields
+
+
+#: TrainConfig's numeric flags that :func:`kwlesson.faults.check_numbers` checks.
+_NUMERIC_FLAGS = ("batch_size", "silence_percentage", "unknown_percentage", "background_volume",
+                  "background_frequency", "time_shift_ms", "sample_rate", "clip_duration_ms",
+                  "window_size_ms", "window_stride_ms", "validation_percentage",
+                  "testing_percentage")
 
 
 @dataclass
@@ -681,11 +692,28 @@ def _write_checkpoint(ckpt: tf.train.Checkpoint, prefix: str, max_to_keep: int,
         return prefix
     d.mkdir(parents=True, exist_ok=True)
     tmp_prefix = str(d / f".{final.name}.tmp{os.getpid()}")
-    written = ckpt.write(tmp_prefix)
-    parts = sorted(Path(p) for p in tf.io.gfile.glob(written + ".*"))
-    parts.sort(key=lambda p: p.name.endswith(".index"))  # index last: it marks completion
-    for p in parts:
-        os.replace(p, d / (final.name + p.name[len(Path(written).name):]))
+    try:
+        written = ckpt.write(tmp_prefix)
+        parts = sorted(Path(p) for p in tf.io.gfile.glob(written + ".*"))
+        parts.sort(key=lambda p: p.name.endswith(".index"))  # index last: it marks completion
+        names = {p: final.name + p.name[len(Path(written).name):] for p in parts}
+        from kwlesson.faults import checksum_path, write_checksums
+
+        # The sidecar (sizes and SHA-256) lets a resume tell a damaged copy from an intact one.
+        side = write_checksums({names[p]: p for p in parts}, prefix)
+        for p in parts[:-1]:
+            os.replace(p, d / names[p])
+        os.replace(side, checksum_path(prefix))
+        os.replace(parts[-1], d / names[parts[-1]])
+    except BaseException:  # a full disk or Ctrl-C mid-write: leave no temporary files behind
+        import shutil
+
+        for f in d.glob(f".{final.name}.*"):
+            if f.is_dir():  # TensorFlow's sharded write works in a <prefix>_temp folder
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                f.unlink(missing_ok=True)
+        raise
 
     arch = final.name.split(".ckpt-")[0]
     kept = sorted((str(p)[: -len(".index")] for p in d.glob(f"{arch}.ckpt-*.index")),
@@ -716,10 +744,38 @@ def resolve_checkpoint(path: str | os.PathLike, arch: str | None = None) -> str:
         if found is None:
             raise FileNotFoundError(f"{p}: no checkpoint found in this folder"
                                     + (f" for {arch}" if arch else ""))
-        return found
+        return _intact_checkpoint(found)
     if not Path(p + ".index").exists():
         raise FileNotFoundError(f"{path}: checkpoint not found (expected {p}.index)")
-    return p
+    return _intact_checkpoint(p)
+
+
+def _intact_checkpoint(prefix: str) -> str:
+    """``prefix`` if its files are intact, else the newest intact older checkpoint of the same
+    run in its folder, with a warning naming the damaged files; DamagedCheckpoint when none is.
+    """
+    import warnings
+
+    from kwlesson.faults import DamagedCheckpoint, RunWarning, damaged_files
+
+    d, name = Path(prefix).parent, Path(prefix).name
+    arch = name.split(".ckpt-")[0]
+    older = sorted((str(q)[: -len(".index")] for q in d.glob(f"{arch}.ckpt-*.index")
+                    if _step_of(str(q)[: -len(".index")]) < _step_of(prefix)),
+                   key=_step_of, reverse=True)
+    damaged: list[str] = []
+    for candidate in [prefix, *older]:
+        bad = damaged_files(candidate)
+        if not bad:
+            if damaged:
+                warnings.warn(f"{prefix}: damaged checkpoint ({', '.join(damaged)} cut short "
+                              f"or changed); using the newest intact one, {candidate}",
+                              RunWarning, stacklevel=3)
+            return candidate
+        damaged += [Path(b).name for b in bad]
+    raise DamagedCheckpoint(
+        f"{d}: no intact checkpoint of {arch} (damaged: {', '.join(damaged)}); copy the "
+        "folder again from where it was made, or delete these files and train from step 0")
 
 
 _resolve_checkpoint = resolve_checkpoint  # the earlier private name, still used by export
@@ -931,10 +987,10 @@ def _checkpoint_object(model: Any, optimizer: Any, step_var: tf.Variable) -> tf.
                                variables=[v.value for v in model.variables])
 
 
-def train(config: TrainConfig | None = None,
-          observer: TrainingObserver | Sequence[TrainingObserver] | None = None, *,
-          stop: threading.Event | Callable[[], bool] | None = None,
-          data: Any = None) -> TrainResult:
+def _train(config: TrainConfig | None = None,
+           observer: TrainingObserver | Sequence[TrainingObserver] | None = None, *,
+           stop: threading.Event | Callable[[], bool] | None = None,
+           data: Any = None) -> TrainResult:
     """Train ``config.model_architecture`` as the seed's train.py does, and test it.
 
     ``observer``: one or several :class:`TrainingObserver` (default: :class:`TextProgress`
@@ -986,6 +1042,7 @@ def train(config: TrainConfig | None = None,
         data = load_data(config)
     labels = list(data.labels)
     num_labels = len(labels)
+    _warn_missing_labels(data, config)
 
     start_path = ""
     if config.start_checkpoint:
@@ -1025,7 +1082,7 @@ def train(config: TrainConfig | None = None,
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     ckpt = _checkpoint_object(model, optimizer, step_var)
     if start_path:
-        ckpt.read(start_path).assert_existing_objects_matched()
+        _read_for_resume(ckpt, start_path)
         logger.info("Restored %s at step %d", start_path, int(step_var.numpy()))
     start_step = int(step_var.numpy())
 
@@ -1057,8 +1114,24 @@ def train(config: TrainConfig | None = None,
     def save(step: int) -> None:
         nonlocal checkpoint_path, saved_step
         prefix = checkpoint_prefix(config.train_dir, arch, step)
+        bad = _nonfinite_weights(model)
+        if bad:  # never save weights a diverged step produced: the last finite one stays
+            raise _diverged(step, rate.rate_at_step(step), f"weights {', '.join(bad[:3])}",
+                            checkpoint_path)
         logger.info('Saving to "%s"', prefix)
-        _write_checkpoint(ckpt, prefix, config.max_to_keep, is_chief)
+        try:
+            _write_checkpoint(ckpt, prefix, config.max_to_keep, is_chief)
+        except (OSError, tf.errors.OpError) as err:
+            from kwlesson.faults import DiskFull, is_disk_full
+
+            if not is_disk_full(err):
+                raise
+            last = (f"the last good checkpoint is {checkpoint_path}" if checkpoint_path
+                    else "no checkpoint was saved")
+            raise DiskFull(f"{config.train_dir}: the disk is full; training reached step "
+                           f"{step} and {last}; free some space (or choose another "
+                           "--train_dir and copy the folder there), then resume with "
+                           f"--start_checkpoint {config.train_dir}") from err
         checkpoint_path, saved_step = prefix, step
         obs.on_checkpoint(step, prefix)
 
@@ -1081,8 +1154,18 @@ def train(config: TrainConfig | None = None,
     t0 = time.monotonic()
     try:
         while step < total_steps:
-            loss, acc = train_step(next(batches))
+            try:
+                loss, acc = train_step(next(batches))
+            except tf.errors.InvalidArgumentError as err:  # check_nans' check_numerics
+                if not config.check_nans or "cross entropy" not in str(err):
+                    raise
+                step += 1  # the failed step (step_var may have counted it, or not)
+                raise _diverged(step, rate.rate_at_step(step), "loss",
+                                checkpoint_path) from None
             step = int(step_var.numpy())
+            if not math.isfinite(float(loss)):
+                raise _diverged(step, rate.rate_at_step(step), "loss", checkpoint_path,
+                                float(loss))
             elapsed = time.monotonic() - t0
             metrics = {"rate": rate.rate_at_step(step), "accuracy": float(acc),
                        "cross_entropy": float(loss), "total_steps": total_steps,
@@ -1139,6 +1222,157 @@ def train(config: TrainConfig | None = None,
     return result
 
 
+def _warn_missing_labels(data: Any, config: TrainConfig) -> None:
+    """A warning naming each wanted word with no clips in a (non-empty) split."""
+    import warnings
+
+    from kwlesson.faults import RunWarning
+
+    index = getattr(data, "index", None)
+    if not isinstance(index, dict):
+        return
+    for split in ("training", "validation", "testing"):
+        clips = index.get(split) or []
+        if not clips:
+            continue  # an empty split is reported where it is used
+        have = {getattr(c, "label", None) for c in clips}
+        missing = [w for w in config.words() if w not in have]
+        if missing:
+            effect = ("the model cannot learn it" if split == "training"
+                      else f"the {split} accuracy says nothing about it")
+            warnings.warn(f"{config.data_dir}: no {split} clips of "
+                          f"{', '.join(repr(w) for w in missing)} (by the name hash split); "
+                          f"{effect}; add clips or change the split percentages",
+                          RunWarning, stacklevel=3)
+
+
+def _read_for_resume(ckpt: tf.train.Checkpoint, prefix: str) -> None:
+    from kwlesson.faults import DamagedCheckpoint
+
+    try:
+        status = ckpt.read(prefix)
+    except (tf.errors.OpError, IndexError, ValueError) as err:  # damaged past its checksum
+        raise DamagedCheckpoint(f"{prefix}: cannot be read ({str(err).splitlines()[0]}); "
+                                "resume from an earlier checkpoint in its folder") from None
+    status.assert_existing_objects_matched()
+
+
+def _read_for_resume_partial(ckpt: tf.train.Checkpoint, prefix: str) -> None:
+    from kwlesson.faults import DamagedCheckpoint
+
+    try:
+        ckpt.read(prefix).expect_partial()
+    except (tf.errors.OpError, IndexError) as err:
+        raise DamagedCheckpoint(f"{prefix}: cannot be read ({str(err).splitlines()[0]}); "
+                                "use an earlier checkpoint in its folder") from None
+
+
+def _nonfinite_weights(model: Any) -> list[str]:
+    """Names of the model's variables holding NaN or infinity."""
+    bad = []
+    for v in model.variables:
+        values = np.asarray(v)
+        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+            bad.append(getattr(v, "path", None) or v.name)
+    return bad
+
+
+def _diverged(step: int, rate: float, what: str, kept: str, value: float | None = None) -> Any:
+    from kwlesson.faults import Diverged
+
+    value_text = f" ({value})" if value is not None else ""
+    kept_text = (f"the latest checkpoint stays {kept}" if kept
+                 else "no checkpoint was saved")
+    return Diverged(f"Step {step}: the {what} became NaN or infinite{value_text} at learning "
+                    f"rate {rate:g}; training stopped and {kept_text}; try a smaller "
+                    f"--learning_rate (e.g. {rate / 10:g}) or --optimizer adam, and check the "
+                    "clips with kwlesson data info")
+
+
+#: TrainConfig fields that do not change what a run computes: a new run differing from an
+#: unfinished one only in these continues it.
+_NOT_RECIPE = ("start_checkpoint", "verbosity", "progress_seconds", "max_to_keep",
+               "summaries_dir", "check_nans", "eval_step_interval", "save_step_interval",
+               "distribute")
+
+
+def _unfinished_run(config: TrainConfig) -> tuple[str, int, int, list[str]] | None:
+    """(latest checkpoint, its step, the run's total steps, settings that differ) of an
+    unfinished run of the same architecture in ``config.train_dir``, or None."""
+    arch = config.model_architecture
+    prefix = latest_checkpoint(config.train_dir, arch)
+    if prefix is None or not _config_path(config.train_dir, arch).exists():
+        return None
+    try:
+        old = read_run_files(prefix)[0]
+        total = old.total_steps()
+    except (OSError, ValueError):
+        return None
+    step = _step_of(prefix)
+    if step >= total:
+        return None  # finished: a new run starts over, as the seed's train.py does
+    new, before = config.to_dict(), old.to_dict()
+    differ = [k for k in new if k not in _NOT_RECIPE and new[k] != before.get(k)]
+    return prefix, step, total, differ
+
+
+def train(config: TrainConfig | None = None,
+          observer: TrainingObserver | Sequence[TrainingObserver] | None = None, *,
+          stop: threading.Event | Callable[[], bool] | None = None,
+          data: Any = None) -> TrainResult:
+    from kwlesson import faults
+
+    config = config or TrainConfig()
+    config.validate()
+    # Before any data is loaded: the folders the run writes, and that nobody else writes there.
+    faults.check_folder(config.train_dir, "--train_dir")
+    faults.check_folder(config.summaries_dir, "--summaries_dir")
+    # Workers of one multi-worker run share the train_dir: only other runs are kept out.
+    lock = faults.RunLock(config.train_dir)
+    with (contextlib.nullcontext() if config.distribute == "multi_worker" else lock), \
+            faults.sigterm_as_interrupt():
+        if lock.took_over:
+            logger.info("%s: took over the lock of process %s (no longer running)",
+                        config.train_dir, lock.took_over.get("pid"))
+        if not config.start_checkpoint:
+            unfinished = _unfinished_run(config)
+            if unfinished and not unfinished[3]:
+                import warnings
+
+                prefix, step, total, _ = unfinished
+                warnings.warn(f"{config.train_dir}: resuming the unfinished run with the same "
+                              f"settings at step {step} of {total} ({Path(prefix).name}); to "
+                              "start over, use another --train_dir or delete its checkpoints",
+                              faults.RunWarning, stacklevel=2)
+                config = dataclasses.replace(config, start_checkpoint=config.train_dir)
+            elif unfinished:
+                prefix, step, total, differ = unfinished
+                raise faults.RunError(
+                    f"{config.train_dir}: holds an unfinished run (step {step} of {total}, "
+                    f"{Path(prefix).name}) with other settings ({', '.join(differ)}); continue "
+                    f"it with --start_checkpoint {config.train_dir}, or use another "
+                    "--train_dir (or delete its checkpoints to start over)")
+        try:
+            return _train(config, observer, stop=stop, data=data)
+        except (OSError, tf.errors.OpError) as err:
+            if not faults.is_disk_full(err):
+                raise
+            raise faults.DiskFull(f"{config.train_dir}: the disk is full "
+                                  f"({str(err).splitlines()[0]}); free some space or choose "
+                                  "another --train_dir") from err
+
+
+train.__doc__ = _train.__doc__ + """
+    Before any data is loaded, ``train_dir`` and ``summaries_dir`` are checked (writable,
+    some free space), and ``train_dir`` is locked: a second run into it is refused naming the
+    first. Without ``start_checkpoint``, an unfinished run of the same settings in
+    ``train_dir`` is resumed (with a warning), one of other settings refused. SIGTERM saves a
+    checkpoint as Ctrl-C does (and raises :class:`kwlesson.faults.Terminated`); a NaN or
+    infinite loss stops the run (:class:`kwlesson.faults.Diverged`), a full disk too
+    (:class:`kwlesson.faults.DiskFull`), each with one line saying what to do.
+    """
+
+
 def load_trained(checkpoint: str | os.PathLike) -> TrainedModel:
     """Rebuild a trained model from a checkpoint prefix (or a train_dir: its latest checkpoint),
     with the labels, feature settings and config stored next to it.
@@ -1156,7 +1390,14 @@ def load_trained(checkpoint: str | os.PathLike) -> TrainedModel:
     config, settings, labels = read_run_files(prefix)
     model = _create_model(config.model_architecture, settings, len(labels))
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    tf.train.Checkpoint(model=model, step=step_var).read(prefix).expect_partial()
+    _read_for_resume_partial(tf.train.Checkpoint(model=model, step=step_var), prefix)
+    bad = _nonfinite_weights(model)
+    if bad:
+        from kwlesson.faults import Diverged
+
+        raise Diverged(f"{prefix}: NaN or infinite weights ({', '.join(bad[:3])}"
+                       f"{', ...' if len(bad) > 3 else ''}): the run diverged; train again "
+                       "with a smaller --learning_rate")
     return TrainedModel(model=model, labels=labels, settings=settings, config=config,
                         checkpoint_path=prefix, step=int(step_var.numpy()))
 

@@ -490,6 +490,22 @@ def _prepare(config: TrainConfig | None, dashboard: TrainingDashboard | None,
     return config, dashboard
 
 
+def _train_showing_faults(config: TrainConfig, dashboard: TrainingDashboard,
+                          data: Any) -> TrainResult:
+    """train(), with a fault of the machine or the run (a read-only or full disk, a folder in
+    use, a damaged checkpoint, a diverged loss) shown on the dashboard as its one line; the
+    error then shows in the notebook as that line too, not a traceback."""
+    from kwlesson.faults import RunError
+
+    try:
+        return train(config, dashboard, data=data)
+    except RunError as err:
+        dashboard.status.value = f"stopped: {err}"
+        dashboard.progress.bar_style = "danger"
+        dashboard.stop_button.disabled = True
+        raise
+
+
 def train_with_dashboard(config: TrainConfig | None = None, *, data: Any = None,
                          dashboard: TrainingDashboard | None = None,
                          redraw_seconds: float = 1.5) -> TrainResult:
@@ -507,7 +523,7 @@ def train_with_dashboard(config: TrainConfig | None = None, *, data: Any = None,
     """
     config, dashboard = _prepare(config, dashboard, redraw_seconds)
     if not in_notebook():
-        return train(config, dashboard, data=data)
+        return _train_showing_faults(config, dashboard, data)
     dashboard._caller_blocks = True
     _display(dashboard)
     box: dict[str, Any] = {}
@@ -515,7 +531,7 @@ def train_with_dashboard(config: TrainConfig | None = None, *, data: Any = None,
 
     def work() -> None:
         try:
-            box["result"] = train(config, dashboard, data=data)
+            box["result"] = _train_showing_faults(config, dashboard, data)
         except BaseException as err:  # noqa: BLE001  # re-raised on the caller's thread below
             box["error"] = err
         finally:
@@ -559,7 +575,7 @@ async def train_with_dashboard_async(config: TrainConfig | None = None, *, data:
         _display(dashboard)
     try:
         # to_thread copies the context, so widget messages keep their cell as parent.
-        return await asyncio.to_thread(train, config, dashboard, data=data)
+        return await asyncio.to_thread(_train_showing_faults, config, dashboard, data)
     except BaseException:
         dashboard.stop()  # the worker saves a checkpoint and ends after its current step
         raise

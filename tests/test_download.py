@@ -542,3 +542,63 @@ def test_mirror_archive_of_the_wrong_size_is_refused_before_reading(archive, tmp
     with pytest.raises(DownloadError, match=rf"has {len(archive)} bytes but the official archive"):
         download_dataset("v0.02", tmp_path / "dest", mirror=mirror, progress=False)
     assert not (tmp_path / "dest" / "speech_commands_v0.02").exists()
+
+
+# --------------------------------------------------------------------------- machine faults
+
+
+def test_killed_extraction_is_rebuilt_and_its_partial_folder_removed(
+    archive, source, tmp_path, closed_port_url, capsys
+):
+    import subprocess
+    import sys
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / SPEC.archive).write_bytes(archive)
+    dest = tmp_path / "dest"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = dest / f".{SPEC.folder}.{dead.pid}-abcd1234.partial"  # what a kill -9 leaves
+    (left / "content" / "yes").mkdir(parents=True)
+    target = download_dataset(
+        "tiny", dest, mirror=mirror, base_url=closed_port_url, progress=False
+    )
+    assert_same_tree(target, source)
+    assert not left.exists()
+    assert f"Removed {left}: left by an interrupted extraction (process {dead.pid} is gone)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_full_disk_during_extraction_is_named(tmp_path, closed_port_url):
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a size-limited folder is a tmpfs mount")
+    # Many tiny files: little data (the space check passes) but a 4 KB block each on tmpfs.
+    root = tmp_path / "many"
+    for i in range(600):
+        (root / "yes").mkdir(parents=True, exist_ok=True)
+        (root / "yes" / f"{i:08x}_nohash_0.wav").write_bytes(b"x" * 10)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / SPEC.archive).write_bytes(make_tar_gz(root))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(dest)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip()})")
+    try:
+        with pytest.raises(DownloadError, match=rf"{dest}: the disk filled up while extracting "
+                           r"tiny_commands\.tar\.gz \(No space left on device; it needs about .* "
+                           r"plus space for 600 "
+                           r"files\); nothing was kept\. Free some space or choose another "
+                           "--dest"):
+            download_dataset("tiny", dest, mirror=mirror, base_url=closed_port_url,
+                             progress=False)
+        assert_nothing_installed(dest)
+    finally:
+        subprocess.run(["umount", "-l", str(dest)], capture_output=True)
