@@ -66,11 +66,34 @@ def test_no_pytorch_anywhere():
     assert "torch" not in environment_requirements()
 
 
-def test_python_version_agrees():
+def _requires_python() -> str:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "3.11" in project["requires-python"]
+    return project["requires-python"].replace(" ", "")
+
+
+def test_python_version_agrees():
     environment = (ROOT / "environment.yml").read_text()
-    assert re.search(r"^\s*- python=3\.11\s*$", environment, re.MULTILINE)
+    match = re.search(r"^\s*- python([<>=!].*?)\s*(#.*)?$", environment, re.MULTILINE)
+    assert match, "environment.yml pins no python version"
+    assert match.group(1).replace(" ", "") == _requires_python()
+
+
+def test_supported_pythons_agree():
+    """pyproject, the Makefile's list and check_environment name the same Pythons."""
+    from packaging.specifiers import SpecifierSet
+
+    from kwlesson import checks
+
+    spec = SpecifierSet(_requires_python())
+    supported = [f"3.{minor}" for minor in range(8, 20) if f"3.{minor}" in spec]
+    (lo_major, lo), (hi_major, hi) = checks.SUPPORTED_PYTHON
+    assert supported[0] == f"{lo_major}.{lo}" and supported[-1] == f"{hi_major}.{hi}", supported
+    makefile = (ROOT / "Makefile").read_text()
+    listed = re.search(r"^PYTHONS\s*:=\s*(.*)$", makefile, re.MULTILINE).group(1).split()
+    assert sorted(listed) == sorted(f"python{v}" for v in supported), listed
+    import sys
+
+    assert f"{sys.version_info[0]}.{sys.version_info[1]}" in supported
 
 
 @pytest.mark.parametrize("module", ["tensorflow", "keras", "librosa", "soundfile", "soxr",
