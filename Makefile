@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; v = "python%d.%d" % sys.version_info[:2]; sys.exit(0 if v in "$(PYTHONS)".split() else "kwlesson needs one of $(PYTHONS); $(PYTHON) is " + v + ": run make with PYTHON=python3.12 (say)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -c "import kwlesson, tensorflow, librosa, espeakng_loader, ai_edge_litert"
 	@touch $(STAMP)
 
