@@ -114,3 +114,65 @@ def setup(seed: int = 0, quiet: bool = True) -> None:
     if quiet:
         quiet_tensorflow()
     set_seed(seed)
+
+
+# ------------------------------------------------------------------------------ Google Colab
+
+#: Where the course lives (pyproject's [project.urls] Repository; a test checks they agree).
+REPOSITORY = "https://github.com/kwlesson/kwlesson"
+#: What a Colab runtime installs: the course from its repository (Colab has no copy of it).
+COLAB_REQUIREMENT = f"kwlesson @ git+{REPOSITORY}"
+
+
+def on_colab() -> bool:
+    """Is this a Google Colab runtime? (Its kernel imports ``google.colab`` and sets
+    ``COLAB_RELEASE_TAG``.)
+
+    >>> on_colab()  # doctest: +SKIP
+    False
+    """
+    import sys
+
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def colab_setup() -> bool:
+    """On Colab: turn on the widget manager that third-party widgets need (ipywidgets 8, the
+    microphone recorder); elsewhere nothing at all. Each lesson's first code cell
+    (:func:`colab_cell`) installs kwlesson and then calls this. Returns whether it ran.
+
+    >>> colab_setup()  # not on Colab: nothing
+    False
+    """
+    if not on_colab():
+        return False
+    from google.colab import output  # only there
+
+    output.enable_custom_widget_manager()
+    return True
+
+
+def colab_cell() -> str:
+    """The source of every lesson's first code cell: on Colab it installs the course and calls
+    :func:`colab_setup`; elsewhere it does nothing and prints nothing. It cannot import kwlesson
+    before installing it, hence the few lines (a test checks each notebook has exactly these).
+    """
+    return ("# On Google Colab only: install the course, turn on its widgets. Elsewhere: nothing.\n"
+            "import os, subprocess, sys\n"
+            'if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:\n'
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
+            f'                    "{COLAB_REQUIREMENT}"], check=True)\n'
+            "    import kwlesson.config\n"
+            "    kwlesson.config.colab_setup()")
+
+
+def colab_badge(notebook: str) -> str:
+    """The "Open in Colab" badge for ``notebooks/<notebook>`` (README and each lesson's title).
+
+    >>> colab_badge("00_welcome.ipynb")[:24]
+    '[![Open In Colab](https://'
+    """
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/"
+            f"{notebook})")

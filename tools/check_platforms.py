@@ -4,6 +4,7 @@ Python that pyproject.toml supports, and fail naming the package that has no whe
 
     python tools/check_platforms.py              # all platforms x all supported Pythons
     python tools/check_platforms.py --python 3.12 --platform linux-aarch64
+    python tools/check_platforms.py --colab      # and the lessons' Colab cell, in a fresh venv
 
 It asks the package index (PyPI, or pip's configured index) with ``pip install --dry-run
 --only-binary=:all: --platform ... --python-version ...``; nothing is installed. Two things pip
@@ -154,6 +155,65 @@ def _check(platform: str, python: str) -> tuple[str, bool]:
             f"in {time.monotonic() - start:.0f} s"), True
 
 
+# Run inside the fresh venv: Colab's kernel simulated (google.colab with its widget switch), the
+# lessons' first cell executed as it is, with the repository swapped for this checkout.
+_COLAB_CHILD = """
+import sys, types
+enabled = []
+output = types.ModuleType("google.colab.output")
+output.enable_custom_widget_manager = lambda: enabled.append(True)
+colab = types.ModuleType("google.colab"); colab.output = output
+google = types.ModuleType("google"); google.colab = colab
+sys.modules.update({"google": google, "google.colab": colab, "google.colab.output": output})
+exec(sys.argv[1], {})
+import kwlesson, kwlesson.config
+from pathlib import Path
+where = Path(kwlesson.__file__).resolve()
+assert where.is_relative_to(Path(sys.prefix).resolve()), f"kwlesson imported from {where}"
+assert (where.parent / "microphone.js").is_file(), "microphone.js is not in the package"
+assert enabled == [True], "the widget manager was not enabled"
+print(f"kwlesson {kwlesson.__version__} installed in {sys.prefix}, widget manager enabled")
+"""
+
+
+def check_colab_install() -> bool:
+    """Run the lessons' Colab cell in a fresh venv, installing this checkout instead of the
+    repository. Colab comes with TensorFlow and friends installed: this machine's packages stand
+    in for them (a .pth file), so only kwlesson itself is built and installed."""
+    import site
+    import venv
+
+    sys.path.insert(0, str(ROOT))
+    from kwlesson import config
+
+    cell = config.colab_cell()
+    local = f"kwlesson @ {ROOT.as_uri()}"
+    assert config.COLAB_REQUIREMENT in cell
+    with tempfile.TemporaryDirectory(prefix="kwlesson-colab-") as tmp:
+        venv.create(tmp, with_pip=True)
+        python = Path(tmp, "Scripts" if sys.platform == "win32" else "bin", "python")
+        purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                                  "print(sysconfig.get_paths()['purelib'])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        Path(purelib, "preinstalled.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+        start = time.monotonic()
+        try:
+            done = subprocess.run([str(python), "-c", _COLAB_CHILD,
+                                   cell.replace(config.COLAB_REQUIREMENT, local)],
+                                  capture_output=True, text=True, timeout=TIMEOUT_S, cwd=tmp,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            print(f"colab cell: FAILED: no end after {TIMEOUT_S} s")
+            return False
+    if done.returncode != 0:
+        print("colab cell: FAILED: " + " ".join((done.stderr or done.stdout).strip()
+                                                .splitlines()[-3:]))
+        return False
+    print(f"colab cell: ok, {done.stdout.strip()} "
+          f"({time.monotonic() - start:.0f} s)")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -162,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
                         help="default: all")
     parser.add_argument("--jobs", type=int, default=9, help="resolutions at once (default 9)")
+    parser.add_argument("--colab", action="store_true",
+                        help="also run the lessons' Colab cell in a fresh venv (this checkout)")
     args = parser.parse_args(argv)
+    colab_ok = check_colab_install() if args.colab else True
     targets = [(p, v) for p in args.platform or list(PLATFORMS)
                for v in args.python or supported_pythons()]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -183,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{failures} of {len(targets)} cannot install kwlesson from binary wheels")
     else:
         print(f"all {len(targets)} platform and Python pairs install from binary wheels")
-    return 1 if failures else 0
+    return 1 if failures or not colab_ok else 0
 
 
 if __name__ == "__main__":
