@@ -137,3 +137,12 @@ def test_keras_is_version_3():
     import keras
 
     assert int(keras.__version__.split(".")[0]) == 3
+
+
+def test_environment_yml_suits_repo2docker():
+    """Binder/repo2docker: an exact python=X.Y (it reads no range) and the package itself
+    installed from the pip section (then it copies the repository first: no postBuild)."""
+    environment = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^  - python\s*=+\s*3\.\d+", environment, re.MULTILINE)
+    assert re.search(r"^      - -e \.\s", environment, re.MULTILINE)
+    assert not (ROOT / "postBuild").exists() and not (ROOT / "binder").exists()
