@@ -24,6 +24,32 @@ SHARED_ENV = "KWLESSON_SHARED_DATASETS"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Where the seed's defaults (``/tmp/speech_commands_train`` and the like) live; not on Windows.
+SEED_TMP = Path("/tmp")
+_moved: set[str] = set()
+
+
+def seed_path(path: str) -> str:
+    """A seed default under ``/tmp/`` as it is where ``/tmp`` exists; elsewhere (Windows) the
+    same path in the system's temporary folder, said once. Other paths are returned unchanged.
+
+    >>> seed_path("/tmp/speech_commands_train")  # on Linux and macOS  # doctest: +SKIP
+    '/tmp/speech_commands_train'
+    """
+    import sys
+    import tempfile
+
+    text = os.fspath(path)
+    if not text.replace("\\", "/").startswith("/tmp/") or SEED_TMP.is_dir():
+        return text
+    moved = str(Path(tempfile.gettempdir(), *Path(text).parts[2:]))
+    if text not in _moved:
+        _moved.add(text)
+        print(f"{text}: there is no {SEED_TMP} on this machine; using {moved} instead",
+              file=sys.stderr)
+    return moved
+
+
 def data_home() -> Path:
     """Folder for generated and downloaded data, caches and trained quick models.
 

@@ -165,6 +165,13 @@ class TrainConfig:
                                     "float accuracy in benchmarks/RESULTS.md, so it is off "
                                     "by default.")
 
+    def __post_init__(self) -> None:
+        # The seed's /tmp defaults, under the system's temporary folder where there is no /tmp.
+        from kwlesson.config import seed_path
+
+        for name in ("data_dir", "train_dir", "summaries_dir"):
+            setattr(self, name, seed_path(getattr(self, name)))
+
     def schedule(self) -> list[tuple[int, float]]:
         """(steps, learning rate) per phase, checked; see :func:`parse_schedule`."""
         return parse_schedule(self.how_many_training_steps, self.learning_rate)
