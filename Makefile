@@ -34,10 +34,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# One more Python, quickly: the unit tests (not the browser ones) and two lessons.
+# One more Python, quickly: the unit tests (not the browser ones, not the slow multi-worker
+# one) and two lessons.
 QUICK_LESSONS := notebooks/00_welcome.ipynb notebooks/02_the_dataset_and_its_splits.ipynb
 test-python: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not browser" -q
+	$(BIN)/python -m pytest tests -m "not browser and not slow" -q
 	$(BIN)/python -m pytest $(QUICK_LESSONS) -q
 
 lab: $(STAMP)
