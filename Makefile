@@ -32,6 +32,7 @@ demo: $(STAMP)
 	$(BIN)/kwlesson train
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # One more Python, quickly: the unit tests (not the browser ones, not the slow multi-worker

@@ -17,8 +17,9 @@ T = TypeVar("T")
 MODE_ENV = "KWLESSON_MODE"
 #: Environment variable that moves the data/cache folder (default ``~/.cache/kwlesson``).
 HOME_ENV = "KWLESSON_HOME"
-#: Environment variable naming the folder with the real clips (``speech_commands_test_set_v0.02_dev``
-#: and ``background_noise``); default ``../shared/datasets`` next to the project root.
+#: Environment variable naming the folder with the real clips
+#: (``speech_commands_test_set_v0.02_dev`` and ``background_noise``); default
+#: ``../shared/datasets`` next to the project root.
 SHARED_ENV = "KWLESSON_SHARED_DATASETS"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

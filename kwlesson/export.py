@@ -1143,7 +1143,8 @@ def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSetting
         what = (f"normalised features ({settings.preprocess}, then per bin\n"
                 "//   x = (feature - kFeatureMean[bin]) / kFeatureScale[bin])")
         norm = (f"constexpr bool kFeatureNormalized = true;\n"
-                f"constexpr float kFeatureMean[kFeatureBins] = {{{floats(settings.feature_mean)}}};\n"
+                "constexpr float kFeatureMean[kFeatureBins] = "
+                f"{{{floats(settings.feature_mean)}}};\n"
                 f"constexpr float kFeatureScale[kFeatureBins] = "
                 f"{{{floats(settings.feature_scale)}}};\n")
     else:
@@ -1673,7 +1674,8 @@ def micro_input(features: np.ndarray, card: dict[str, Any]) -> np.ndarray:
     model card's ``micro_input.bin0_divisor`` (see :func:`int8_body`). Quantise it with the
     input tensor's scale and zero point (``TFLiteModel.quantize_input``) as firmware does.
 
-    >>> x = micro_input(compute_features(clip, settings).numpy(), load_model_card("/tmp/kws"))  # doctest: +SKIP
+    >>> card = load_model_card("/tmp/kws")  # doctest: +SKIP
+    >>> x = micro_input(compute_features(clip, settings).numpy(), card)  # doctest: +SKIP
     """
     divisor = float(((card or {}).get("micro_input") or {}).get("bin0_divisor", 1.0))
     x = np.array(features, np.float32, copy=True)

@@ -28,7 +28,7 @@ def _text(cell):
 def test_the_repository_is_the_one_in_pyproject():
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
     assert urls["Repository"] == config.REPOSITORY
-    assert config.COLAB_REQUIREMENT == f"kwlesson @ git+{config.REPOSITORY}"
+    assert f"kwlesson @ git+{config.REPOSITORY}" == config.COLAB_REQUIREMENT
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -877,10 +877,9 @@ def test_native_stderr_is_held_back_unless_the_block_fails(capfd):
     with export._native_stderr_kept_back():
         os.write(2, b"fully_quantize: 0, chatter\n")
     assert "chatter" not in capfd.readouterr().err
-    with pytest.raises(RuntimeError, match="boom"):
-        with export._native_stderr_kept_back():
-            os.write(2, b"the reason it failed\n")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), export._native_stderr_kept_back():
+        os.write(2, b"the reason it failed\n")
+        raise RuntimeError("boom")
     assert "the reason it failed" in capfd.readouterr().err
     os.write(2, b"after\n")  # stderr works again
     assert "after" in capfd.readouterr().err
