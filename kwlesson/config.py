@@ -193,13 +193,27 @@ def colab_cell() -> str:
             "    kwlesson.config.colab_setup()")
 
 
+def colab_url(notebook: str) -> str:
+    """Where ``notebooks/<notebook>`` opens in Google Colab (from the repository's main branch).
+
+    >>> colab_url("00_welcome.ipynb")
+    'https://colab.research.google.com/github/kwlesson/kwlesson/blob/main/notebooks/00_welcome.ipynb'
+    """
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{notebook}"
+
+
 def colab_badge(notebook: str) -> str:
-    """The "Open in Colab" badge for ``notebooks/<notebook>`` (README and each lesson's title).
+    """The README's "Open in Colab" badge for a lesson (an image from Colab's site).
 
     >>> colab_badge("00_welcome.ipynb")[:24]
     '[![Open In Colab](https://'
     """
-    owner_repo = REPOSITORY.removeprefix("https://github.com/")
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/"
-            f"{notebook})")
+            f"({colab_url(notebook)})")
+
+
+def colab_link(notebook: str) -> str:
+    """The same link at the top of each lesson, as text: an image would be fetched from the
+    internet each time the lesson is shown, and the course works offline."""
+    return f"[**Open in Colab**]({colab_url(notebook)})"

@@ -34,7 +34,9 @@ def test_the_repository_is_the_one_in_pyproject():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_each_lesson_has_its_badge_and_the_setup_cell_first(path):
     cells = _cells(path)
-    assert config.colab_badge(path.name) in _text(cells[0]), f"{path.name}: no Colab badge"
+    assert config.colab_link(path.name) in _text(cells[0]), f"{path.name}: no Colab link"
+    assert "colab-badge.svg" not in path.read_text(encoding="utf-8"), (
+        f"{path.name}: an image from the internet (the lessons work offline)")
     assert config.colab_badge(path.name) in (ROOT / "README.md").read_text(encoding="utf-8")
     first = next(c for c in cells if c["cell_type"] == "code")
     assert _text(first) == config.colab_cell(), f"{path.name}: the first code cell is not it"
