@@ -50,7 +50,7 @@ def main() -> None:
     for preprocess in PREPROCESS_CHOICES:
         settings = FeatureSettings(preprocess=preprocess)
         graph = tf.function(lambda a, s=settings: compute_features(a, s))
-        eager_med, eager_best = clips_per_second(lambda a: compute_features(a, settings),
+        eager_med, eager_best = clips_per_second(lambda a, s=settings: compute_features(a, s),
                                                  batch, args.repeats)
         graph_med, graph_best = clips_per_second(graph, batch, args.repeats)
         shape = "x".join(map(str, settings.shape))

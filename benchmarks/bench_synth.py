@@ -39,14 +39,16 @@ def main(argv: list[str] | None = None) -> None:
             secs = time.perf_counter() - t0
             files = list(out.rglob("*.wav"))
             mb = sum(f.stat().st_size for f in files) / 1e6
-            noise_mb = sum(f.stat().st_size for f in (out / "_background_noise_").glob("*.wav")) / 1e6
+            noises = (out / "_background_noise_").glob("*.wav")
+            noise_mb = sum(f.stat().st_size for f in noises) / 1e6
         clips = len(synth.DEFAULT_WORDS) * n
         row = (f"| {len(synth.DEFAULT_WORDS)} x {n} | {clips} | {secs:.1f} | {clips / secs:.0f} "
                f"| {mb:.0f} (noise {noise_mb:.0f}) | {load_before} |")
         print(row, flush=True)
         rows.append(row)
 
-    header = ("| words x speakers | clips | seconds | clips/s | MB on disk | load avg before (1/5/15 min) |\n"
+    header = ("| words x speakers | clips | seconds | clips/s | MB on disk "
+              "| load avg before (1/5/15 min) |\n"
               "|---|---|---|---|---|---|")
     section = "\n".join([
         "## Offline dataset: generation time and size",

@@ -23,6 +23,10 @@ END = "### END SOLUTION"
 PLACEHOLDER = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
+#: The oldest and newest Python the course supports (pyproject's requires-python; a test checks).
+SUPPORTED_PYTHON = ((3, 11), (3, 13))
+
+
 def _passed(exercise: str, what: str) -> None:
     print(f"Exercise {exercise} passed: {what}")
 
@@ -34,7 +38,7 @@ def check_environment() -> dict[str, bool]:
     """Notebook 00: is everything the course needs importable and working? One line each.
 
     >>> check_environment()  # doctest: +SKIP
-    Python 3.11: ok
+    Python 3.11 to 3.13: ok
     ...
     """
     import importlib
@@ -46,7 +50,10 @@ def check_environment() -> dict[str, bool]:
         results[what] = ok
         print(f"{what}: {'ok' if ok else 'MISSING - ' + hint}")
 
-    report("Python 3.11", sys.version_info[:2] == (3, 11), "create the environment with make demo")
+    (lo_major, lo), (hi_major, hi) = SUPPORTED_PYTHON
+    report(f"Python {lo_major}.{lo} to {hi_major}.{hi}",
+           SUPPORTED_PYTHON[0] <= sys.version_info[:2] <= SUPPORTED_PYTHON[1],
+           f"this is Python {sys.version.split()[0]}: create the environment with make demo")
     try:
         tf = importlib.import_module("tensorflow")
         keras = importlib.import_module("keras")

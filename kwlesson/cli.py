@@ -296,7 +296,8 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     freeze_cmd.add_argument("--data_dir", default=None,
                             help="training clips for int8 calibration (default: the run's)")
     freeze_cmd.add_argument("--no_quantize", action="store_true", help="float models only")
-    freeze_cmd.add_argument("--calibration", default=None, choices=["average", "minmax", "per_tensor"],
+    freeze_cmd.add_argument("--calibration", default=None,
+                            choices=["average", "minmax", "per_tensor"],
                             help="int8 activation ranges: each clip's min/max averaged, the "
                                  "min/max over all clips, or either per tensor, whichever keeps "
                                  "float's top label on other training clips (default: "
@@ -406,7 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     training = bool(argv) and argv[0] == "train"
-    if argv and argv[0] in TENSORFLOW_COMMANDS:  # the train flags come from TrainConfig, which loads TensorFlow
+    # The train flags come from TrainConfig, which loads TensorFlow.
+    if argv and argv[0] in TENSORFLOW_COMMANDS:
         from kwlesson.config import quiet_tensorflow
 
         quiet_tensorflow()

@@ -17,11 +17,38 @@ T = TypeVar("T")
 MODE_ENV = "KWLESSON_MODE"
 #: Environment variable that moves the data/cache folder (default ``~/.cache/kwlesson``).
 HOME_ENV = "KWLESSON_HOME"
-#: Environment variable naming the folder with the real clips (``speech_commands_test_set_v0.02_dev``
-#: and ``background_noise``); default ``../shared/datasets`` next to the project root.
+#: Environment variable naming the folder with the real clips
+#: (``speech_commands_test_set_v0.02_dev`` and ``background_noise``); default
+#: ``../shared/datasets`` next to the project root.
 SHARED_ENV = "KWLESSON_SHARED_DATASETS"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Where the seed's defaults (``/tmp/speech_commands_train`` and the like) live; not on Windows.
+SEED_TMP = Path("/tmp")
+_moved: set[str] = set()
+
+
+def seed_path(path: str) -> str:
+    """A seed default under ``/tmp/`` as it is where ``/tmp`` exists; elsewhere (Windows) the
+    same path in the system's temporary folder, said once. Other paths are returned unchanged.
+
+    >>> seed_path("/tmp/speech_commands_train")  # on Linux and macOS  # doctest: +SKIP
+    '/tmp/speech_commands_train'
+    """
+    import sys
+    import tempfile
+
+    text = os.fspath(path)
+    if not text.replace("\\", "/").startswith("/tmp/") or SEED_TMP.is_dir():
+        return text
+    moved = str(Path(tempfile.gettempdir(), *Path(text).parts[2:]))
+    if text not in _moved:
+        _moved.add(text)
+        print(f"{text}: there is no {SEED_TMP} on this machine; using {moved} instead",
+              file=sys.stderr)
+    return moved
 
 
 def data_home() -> Path:
@@ -114,3 +141,79 @@ def setup(seed: int = 0, quiet: bool = True) -> None:
     if quiet:
         quiet_tensorflow()
     set_seed(seed)
+
+
+# ------------------------------------------------------------------------------ Google Colab
+
+#: Where the course lives (pyproject's [project.urls] Repository; a test checks they agree).
+REPOSITORY = "https://github.com/kwlesson/kwlesson"
+#: What a Colab runtime installs: the course from its repository (Colab has no copy of it).
+COLAB_REQUIREMENT = f"kwlesson @ git+{REPOSITORY}"
+
+
+def on_colab() -> bool:
+    """Is this a Google Colab runtime? (Its kernel imports ``google.colab`` and sets
+    ``COLAB_RELEASE_TAG``.)
+
+    >>> on_colab()  # doctest: +SKIP
+    False
+    """
+    import sys
+
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def colab_setup() -> bool:
+    """On Colab: turn on the widget manager that third-party widgets need (ipywidgets 8, the
+    microphone recorder); elsewhere nothing at all. Each lesson's first code cell
+    (:func:`colab_cell`) installs kwlesson and then calls this. Returns whether it ran.
+
+    >>> colab_setup()  # not on Colab: nothing
+    False
+    """
+    if not on_colab():
+        return False
+    from google.colab import output  # only there
+
+    output.enable_custom_widget_manager()
+    return True
+
+
+def colab_cell() -> str:
+    """The source of every lesson's first code cell: on Colab it installs the course and calls
+    :func:`colab_setup`; elsewhere it does nothing and prints nothing. It cannot import kwlesson
+    before installing it, hence the few lines (a test checks each notebook has exactly these).
+    """
+    return ("# On Google Colab only: install the course, turn on its widgets. Elsewhere: nothing.\n"
+            "import os, subprocess, sys\n"
+            'if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:\n'
+            '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",\n'
+            f'                    "{COLAB_REQUIREMENT}"], check=True)\n'
+            "    import kwlesson.config\n"
+            "    kwlesson.config.colab_setup()")
+
+
+def colab_url(notebook: str) -> str:
+    """Where ``notebooks/<notebook>`` opens in Google Colab (from the repository's main branch).
+
+    >>> colab_url("00_welcome.ipynb")
+    'https://colab.research.google.com/github/kwlesson/kwlesson/blob/main/notebooks/00_welcome.ipynb'
+    """
+    owner_repo = REPOSITORY.removeprefix("https://github.com/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/main/notebooks/{notebook}"
+
+
+def colab_badge(notebook: str) -> str:
+    """The README's "Open in Colab" badge for a lesson (an image from Colab's site).
+
+    >>> colab_badge("00_welcome.ipynb")[:24]
+    '[![Open In Colab](https://'
+    """
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_url(notebook)})")
+
+
+def colab_link(notebook: str) -> str:
+    """The same link at the top of each lesson, as text: an image would be fetched from the
+    internet each time the lesson is shown, and the course works offline."""
+    return f"[**Open in Colab**]({colab_url(notebook)})"

@@ -119,7 +119,8 @@ def confusion_metrics(confusion: np.ndarray, labels: list[str], source: str = ""
     pairs = [{"truth": labels[i], "predicted": labels[j], "count": c,
               "share_of_truth": float(c / actual[i])} for c, i, j in off[:top]]
     return Evaluation(labels=list(labels), confusion=m,
-                      accuracy=float(diag.sum() / n) if n else 0.0, n=n, precision=precision, recall=recall,
+                      accuracy=float(diag.sum() / n) if n else 0.0, n=n, precision=precision,
+                      recall=recall,
                       support={lab: int(actual[i]) for i, lab in enumerate(labels)},
                       confused_pairs=pairs, source=source, checkpoint=checkpoint)
 

@@ -102,6 +102,7 @@ __all__ = [
     "main_label_wav",
     "main_wav_to_spectrogram",
     "micro_input",
+    "micro_interpreter_missing",
     "run_micro",
     "MicroRuntimeError",
     "serving_module",
@@ -978,6 +979,23 @@ np.save(folder + "/outputs.npy", np.stack(rows) if rows else np.zeros((0, 0), np
 """
 
 
+def micro_interpreter_missing() -> str | None:
+    """None when TensorFlow Lite Micro's Python interpreter is installed, else why not and what
+    that means, in one line (PyPI's ``tflite-micro`` has wheels for Linux x86_64 only).
+
+    >>> micro_interpreter_missing()  # doctest: +SKIP
+    """
+    import importlib.util
+    import platform
+
+    if importlib.util.find_spec("tflite_micro") is not None:
+        return None
+    where = f"{platform.system()} {platform.machine()}"
+    return (f"TensorFlow Lite Micro's Python interpreter (tflite-micro) is not installed here "
+            f"({where}; it has wheels for Linux x86_64 only, pip install tflite-micro there): "
+            "the micro model is checked in LiteRT only")
+
+
 def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -> np.ndarray:
     """Run an int8 model in TensorFlow Lite Micro's Python interpreter, one input at a time.
 
@@ -989,12 +1007,11 @@ def run_micro(model: bytes, inputs: np.ndarray, arena_size: int | None = None) -
     >>> run_micro(open("model_micro.tflite", "rb").read(), q).shape  # doctest: +SKIP
     (100, 12)
     """
-    import importlib.util
     import subprocess
 
-    if importlib.util.find_spec("tflite_micro") is None:
-        raise ImportError("running the micro model needs TensorFlow Lite Micro's Python "
-                          "interpreter: pip install tflite-micro")
+    missing = micro_interpreter_missing()
+    if missing:
+        raise ImportError(missing)
     with tempfile.TemporaryDirectory(prefix="kwlesson-micro-") as folder:
         Path(folder, "model.tflite").write_bytes(bytes(model))
         np.save(Path(folder, "inputs.npy"), np.asarray(inputs))
@@ -1126,7 +1143,8 @@ def c_array_source(model: bytes, labels: Sequence[str], settings: FeatureSetting
         what = (f"normalised features ({settings.preprocess}, then per bin\n"
                 "//   x = (feature - kFeatureMean[bin]) / kFeatureScale[bin])")
         norm = (f"constexpr bool kFeatureNormalized = true;\n"
-                f"constexpr float kFeatureMean[kFeatureBins] = {{{floats(settings.feature_mean)}}};\n"
+                "constexpr float kFeatureMean[kFeatureBins] = "
+                f"{{{floats(settings.feature_mean)}}};\n"
                 f"constexpr float kFeatureScale[kFeatureBins] = "
                 f"{{{floats(settings.feature_scale)}}};\n")
     else:
@@ -1661,7 +1679,8 @@ def micro_input(features: np.ndarray, card: dict[str, Any]) -> np.ndarray:
     model card's ``micro_input.bin0_divisor`` (see :func:`int8_body`). Quantise it with the
     input tensor's scale and zero point (``TFLiteModel.quantize_input``) as firmware does.
 
-    >>> x = micro_input(compute_features(clip, settings).numpy(), load_model_card("/tmp/kws"))  # doctest: +SKIP
+    >>> card = load_model_card("/tmp/kws")  # doctest: +SKIP
+    >>> x = micro_input(compute_features(clip, settings).numpy(), card)  # doctest: +SKIP
     """
     divisor = float(((card or {}).get("micro_input") or {}).get("bin0_divisor", 1.0))
     x = np.array(features, np.float32, copy=True)

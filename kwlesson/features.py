@@ -226,7 +226,8 @@ class FeatureSettings:
 
     @property
     def average_window_width(self) -> int:
-        """FFT bins averaged into one 'average' bin (6 for 257 into 40); -1 for other preprocesses."""
+        """FFT bins averaged into one 'average' bin (6 for 257 into 40); -1 for other
+        preprocesses."""
         if self.preprocess != "average":
             return -1
         return _average_window_width(self)

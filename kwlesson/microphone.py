@@ -604,7 +604,8 @@ class Microphone:
 
         >>> mic = Microphone()
         >>> for k in range(3):  # chunk k complete at 1100 + 100 k ms; the last one late
-        ...     mic.feed(np.zeros(1600, np.float32), 16000, capture_ms=1100 + 100 * k + 40 * (k == 2))
+        ...     mic.feed(np.zeros(1600, np.float32), 16000,
+        ...              capture_ms=1100 + 100 * k + 40 * (k == 2))
         >>> mic.capture_time(1600), mic.capture_time(4800)
         (1100.0, 1300.0)
         """

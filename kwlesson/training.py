@@ -172,6 +172,13 @@ class TrainConfig:
                                     "float accuracy in benchmarks/RESULTS.md, so it is off "
                                     "by default.")
 
+    def __post_init__(self) -> None:
+        # The seed's /tmp defaults, under the system's temporary folder where there is no /tmp.
+        from kwlesson.config import seed_path
+
+        for name in ("data_dir", "train_dir", "summaries_dir"):
+            setattr(self, name, seed_path(getattr(self, name)))
+
     def schedule(self) -> list[tuple[int, float]]:
         """(steps, learning rate) per phase, checked; see :func:`parse_schedule`."""
         return parse_schedule(self.how_many_training_steps, self.learning_rate)
@@ -351,7 +358,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     local devices; 'multi_worker' -> MultiWorkerMirroredStrategy (workers from TF_CONFIG).
 
     MultiWorkerMirroredStrategy must be created before TensorFlow runs any op in the process,
-    so with 'multi_worker' call :func:`train` first thing in the program.
+    so with 'multi_worker' call :func:`train` first thing in the program. ``batch_size`` is the
+    global batch: each of N workers takes 1/N of it; only the chief writes files (the
+    instructor guide shows TF_CONFIG per machine; tests/test_multi_worker.py runs two).
 
     >>> make_strategy("none").num_replicas_in_sync
     1
@@ -363,6 +372,16 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"distribute must be one of {', '.join(DISTRIBUTE_CHOICES)}, not {name!r}")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Does this process write the run's files? Yes, unless it is a multi-worker run's worker
+    other than the chief (TF_CONFIG's task "chief", or "worker" 0 when there is no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type in (None, "chief"):
+        return True
+    has_chief = "chief" in (resolver.cluster_spec().as_dict() or {})
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 # --------------------------------------------------------------------------------------------
@@ -1037,6 +1056,8 @@ def _train(config: TrainConfig | None = None,
     obs = _Observers(observers)
 
     strategy = make_strategy(config.distribute)  # first: multi-worker must precede other ops
+    # In a multi-worker run only the chief writes train_dir and the logs (see _is_chief).
+    is_chief = _is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = load_data(config)
@@ -1073,7 +1094,8 @@ def _train(config: TrainConfig | None = None,
         settings = _normalized_settings(data, config, settings)
         # Drawing the clips must not change what follows: same weights and batches as ever.
         keras.utils.set_random_seed(config.seed)
-    _write_run_files(config, settings, labels)
+    if is_chief:
+        _write_run_files(config, settings, labels)
 
     with strategy.scope():
         model = _create_model(arch, settings, num_labels)
@@ -1086,12 +1108,6 @@ def _train(config: TrainConfig | None = None,
         logger.info("Restored %s at step %d", start_path, int(step_var.numpy()))
     start_step = int(step_var.numpy())
 
-    is_chief = True
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is not None and resolver.task_type not in (None, "chief") and not (
-            resolver.task_type == "worker" and resolver.task_id == 0):
-        is_chief = False
-
     train_step = _make_train_step(model, optimizer, strategy, step_var, config.batch_size,
                                   config.check_nans, config.label_smoothing)
     predict = _make_predict(model, settings.shape)
@@ -1099,7 +1115,8 @@ def _train(config: TrainConfig | None = None,
     batches = iter(strategy.experimental_distribute_dataset(train_ds))
     val_ds = _eval_batches(data, "validation", settings, config.batch_size)
 
-    summaries = Path(config.summaries_dir)
+    summaries = (Path(config.summaries_dir) if is_chief
+                 else Path(tempfile.mkdtemp(prefix="kwlesson-worker-logs-")))
     train_writer = tf.summary.create_file_writer(str(summaries / "train"))
     val_writer = tf.summary.create_file_writer(str(summaries / "validation"))
 

@@ -226,7 +226,8 @@ class _DashboardBox(widgets.VBox):
 
 
 class TrainingDashboard(TrainingObserver):
-    """Live curves, confusion matrix, progress and a Stop button for :func:`~kwlesson.training.train`.
+    """Live curves, confusion matrix, progress and a Stop button for
+    :func:`~kwlesson.training.train`.
 
     ``total_steps`` and ``labels`` are taken from the run when it starts (give them to draw
     before). ``redraw_seconds``: least time between two redraws of the curves (they are also
@@ -318,7 +319,8 @@ class TrainingDashboard(TrainingObserver):
         self._stop.set()
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping…"
-        self.status.value = self.status.value.split(" · stopping")[0] + " · stopping after this step"
+        before = self.status.value.split(" · stopping")[0]
+        self.status.value = before + " · stopping after this step"
 
     @property
     def stop_requested(self) -> bool:
@@ -1236,7 +1238,8 @@ class WhatIf:
             tempfile.mkdtemp(prefix="kwlesson_what_if_"))
         self.base = TrainConfig(
             data_dir=str(self.data_dir), wanted_words=wanted_words,
-            model_architecture=architecture, how_many_training_steps=str(int(steps)), learning_rate=str(learning_rate),
+            model_architecture=architecture, how_many_training_steps=str(int(steps)),
+            learning_rate=str(learning_rate),
             batch_size=int(batch_size), optimizer=optimizer, eval_step_interval=int(steps),
             save_step_interval=int(steps), verbosity="warn", seed=seed, max_to_keep=1)
         self.base.validate()

@@ -574,7 +574,8 @@ class LabPage:
     """A Playwright page showing one notebook of a :class:`JupyterLab`.
 
     ``LabPage.open(page, lab, name)`` loads it and waits for an idle kernel. Then:
-    :meth:`run_all`, :meth:`wait_idle`, :meth:`wait_until`, :meth:`errors`, :meth:`assert_no_errors`,
+    :meth:`run_all`, :meth:`wait_idle`, :meth:`wait_until`, :meth:`errors`,
+    :meth:`assert_no_errors`,
     :meth:`cell_text`, :meth:`screenshot`, :meth:`command` (any JupyterLab command by id).
     """
 

@@ -237,6 +237,31 @@ def test_c_array_is_the_micro_model(exported, card):
 # ------------------------------------------------------------------------------- verify
 
 
+def test_without_tflite_micro_freeze_writes_every_file_and_verify_says_why(
+        trained, corpus, tmp_path, monkeypatch):
+    """Where tflite-micro has no wheel (macOS, Windows, Raspberry Pi) the export is complete and
+    verify names what it skipped, in one line."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tflite_micro" else real(name, *a))
+    message = export.micro_interpreter_missing()
+    assert message and "tflite-micro" in message and "Linux x86_64" in message
+    with pytest.raises(ImportError, match="Linux x86_64 only"):
+        export.run_micro(b"", np.zeros((1, 2, 2), np.int8))
+    out = tmp_path / "kws"
+    export.freeze(trained.checkpoint_path, out, calibration_clips=60, stream=io.StringIO())
+    for name in (export.SAVED_MODEL_DIR, export.FLOAT_TFLITE, export.INT8_TFLITE,
+                 export.MICRO_TFLITE, export.MICRO_SOURCE, export.MICRO_HEADER,
+                 export.LABELS_FILE, export.MODEL_CARD):
+        assert (out / name).exists(), name
+    report = export.verify(out, corpus)
+    assert report["checks"]["micro_runs_in_tflm"] is None and report["passed"] is True
+    assert report["notes"] == [message]
+    assert f"note: {message}" in export.format_verification(report)
+
+
 def test_verify_keeps_the_promises(exported, corpus):
     report = export.verify(exported, corpus)
     assert report["clips"] >= 40
@@ -852,10 +877,9 @@ def test_native_stderr_is_held_back_unless_the_block_fails(capfd):
     with export._native_stderr_kept_back():
         os.write(2, b"fully_quantize: 0, chatter\n")
     assert "chatter" not in capfd.readouterr().err
-    with pytest.raises(RuntimeError, match="boom"):
-        with export._native_stderr_kept_back():
-            os.write(2, b"the reason it failed\n")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), export._native_stderr_kept_back():
+        os.write(2, b"the reason it failed\n")
+        raise RuntimeError("boom")
     assert "the reason it failed" in capfd.readouterr().err
     os.write(2, b"after\n")  # stderr works again
     assert "after" in capfd.readouterr().err

@@ -17,7 +17,8 @@ from kwlesson.checks import check_03_learning_rate
 from kwlesson.training import TrainConfig, checkpoint_prefix, latest_checkpoint
 from kwlesson.widgets import DASHBOARD_REPR, TrainingDashboard, train_with_dashboard_async
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_training_with_live_widgets.ipynb"
+NOTEBOOK = (Path(__file__).resolve().parent.parent / "notebooks"
+            / "03_training_with_live_widgets.ipynb")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WORDS = ("yes", "no")
 

@@ -1,4 +1,5 @@
-"""Notebook 09's widget: the upload button that labels a recording (kwlesson.widgets.upload_and_label).
+"""Notebook 09's widget: the upload button that labels a recording
+(kwlesson.widgets.upload_and_label).
 
 Bytes go in through the FileUpload widget, as a browser would send them. A stand-in model that
 hears pitch (a high tone is "banana", a low tone an unknown word, quiet is silence) lets each test
