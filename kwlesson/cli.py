@@ -76,9 +76,8 @@ def _has_wavs(folder: str) -> bool:
 
 def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
-    from kwlesson.training import QUICK_RECIPE, TrainConfig, train
-
     from kwlesson.faults import RunError, check_folder
+    from kwlesson.training import QUICK_RECIPE, TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
     if "data_dir" not in given and not _has_wavs(SEED_DATA_DIR):

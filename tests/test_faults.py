@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +29,10 @@ from tone_corpus import WORDS, make_tone_corpus  # noqa: E402
 from kwlesson import cli, faults  # noqa: E402
 from kwlesson.faults import (  # noqa: E402
     DamagedCheckpoint,
-    DiskFull,
     Diverged,
     FolderError,
     FolderInUse,
     RunError,
-    RunLock,
     RunWarning,
     check_numbers,
     damaged_files,
