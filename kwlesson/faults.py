@@ -48,6 +48,8 @@ __all__ = [
     "is_disk_full",
     "RunLock",
     "sigterm_as_interrupt",
+    "deferred_signals",
+    "raise_pending_signal",
     "write_checksums",
     "damaged_files",
     "LOCK_NAME",
@@ -358,11 +360,26 @@ class RunLock:
 # --------------------------------------------------------------------------------------------
 # SIGTERM
 
+# A signal that lands while TensorFlow runs a step and is raised there (as Python raises Ctrl-C
+# wherever the main thread happens to be) can leave TensorFlow's state half-changed: seen as a
+# hung or crashed process now and then. So while the step loop runs, a signal is only noted,
+# and the loop raises it between two steps. A second one is raised at once (the user insists).
+_deferring = False
+_pending: list[int] = []
+
+
+def _interrupt_for(signum: int) -> KeyboardInterrupt:
+    if signum == getattr(signal, "SIGTERM", None):
+        return Terminated("stopped by SIGTERM")
+    return KeyboardInterrupt()
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main
     thread, so a run killed by JupyterHub's culler, ``docker stop`` or a batch scheduler saves
-    a checkpoint as Ctrl-C does. Does nothing off the main thread or without SIGTERM.
+    a checkpoint as Ctrl-C does; inside :func:`deferred_signals`, SIGTERM and Ctrl-C wait for
+    the end of the current step. Does nothing off the main thread or without SIGTERM.
     """
     if threading.current_thread() is not threading.main_thread() or not hasattr(
             signal, "SIGTERM"):
@@ -370,17 +387,45 @@ def sigterm_as_interrupt() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated("stopped by SIGTERM")
+        if _deferring and not _pending:
+            _pending.append(signum)
+            return
+        raise _interrupt_for(signum)
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, handler)
     except (ValueError, OSError):  # not allowed here
+        for signum, old in previous.items():
+            signal.signal(signum, old)
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        _pending.clear()
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Within the block (the training step loop), SIGTERM and Ctrl-C are noted, not raised;
+    call :func:`raise_pending_signal` where stopping is safe."""
+    global _deferring
+    outer = _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = outer
+
+
+def raise_pending_signal() -> None:
+    """Raise the interrupt for a signal noted inside :func:`deferred_signals`, if any."""
+    if _pending:
+        raise _interrupt_for(_pending.pop())
 
 
 # --------------------------------------------------------------------------------------------

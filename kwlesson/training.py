@@ -45,6 +45,7 @@ from typing import Any, TextIO
 import numpy as np
 import tensorflow as tf
 
+from kwlesson import faults
 from kwlesson.features import FeatureSettings
 from kwlesson.models import ARCHITECTURES
 
@@ -1170,40 +1171,43 @@ def _train(config: TrainConfig | None = None,
     step = start_step
     t0 = time.monotonic()
     try:
-        while step < total_steps:
-            try:
-                loss, acc = train_step(next(batches))
-            except tf.errors.InvalidArgumentError as err:  # check_nans' check_numerics
-                if not config.check_nans or "cross entropy" not in str(err):
-                    raise
-                step += 1  # the failed step (step_var may have counted it, or not)
-                raise _diverged(step, rate.rate_at_step(step), "loss",
-                                checkpoint_path) from None
-            step = int(step_var.numpy())
-            if not math.isfinite(float(loss)):
-                raise _diverged(step, rate.rate_at_step(step), "loss", checkpoint_path,
-                                float(loss))
-            elapsed = time.monotonic() - t0
-            metrics = {"rate": rate.rate_at_step(step), "accuracy": float(acc),
-                       "cross_entropy": float(loss), "total_steps": total_steps,
-                       "elapsed": elapsed,
-                       "steps_per_second": (step - start_step) / elapsed if elapsed > 0 else 0.0}
-            if logger.isEnabledFor(logging.INFO):
-                logger.info(step_line(step, metrics))
-            with train_writer.as_default():
-                _scalar("cross_entropy", metrics["cross_entropy"], step)
-                _scalar("accuracy", metrics["accuracy"], step)
-                _scalar("learning_rate", metrics["rate"], step)
-            obs.on_step(step, metrics)
-            last = step == total_steps
-            if step % config.eval_step_interval == 0 or last:
-                validate(step)
-            if step % config.save_step_interval == 0 or last:
-                save(step)
-            if not last and obs.should_stop():
-                logger.info("Stop requested at step %d", step)
-                stopped = True
-                break
+        with faults.deferred_signals():
+            while step < total_steps:
+                try:
+                    loss, acc = train_step(next(batches))
+                except tf.errors.InvalidArgumentError as err:  # check_nans' check_numerics
+                    if not config.check_nans or "cross entropy" not in str(err):
+                        raise
+                    step += 1  # the failed step (step_var may have counted it, or not)
+                    raise _diverged(step, rate.rate_at_step(step), "loss",
+                                    checkpoint_path) from None
+                step = int(step_var.numpy())
+                if not math.isfinite(float(loss)):
+                    raise _diverged(step, rate.rate_at_step(step), "loss", checkpoint_path,
+                                    float(loss))
+                elapsed = time.monotonic() - t0
+                metrics = {"rate": rate.rate_at_step(step), "accuracy": float(acc),
+                           "cross_entropy": float(loss), "total_steps": total_steps,
+                           "elapsed": elapsed,
+                           "steps_per_second": (step - start_step) / elapsed if elapsed > 0 else 0.0}
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(step_line(step, metrics))
+                with train_writer.as_default():
+                    _scalar("cross_entropy", metrics["cross_entropy"], step)
+                    _scalar("accuracy", metrics["accuracy"], step)
+                    _scalar("learning_rate", metrics["rate"], step)
+                obs.on_step(step, metrics)
+                last = step == total_steps
+                if step % config.eval_step_interval == 0 or last:
+                    validate(step)
+                if step % config.save_step_interval == 0 or last:
+                    save(step)
+                if not last and obs.should_stop():
+                    logger.info("Stop requested at step %d", step)
+                    stopped = True
+                    break
+                # Ctrl-C or SIGTERM during the step: raised here, between steps.
+                faults.raise_pending_signal()
     except KeyboardInterrupt as interrupt:
         step = int(step_var.numpy())
         if step != saved_step:

@@ -276,6 +276,45 @@ def test_sigterm_saves_a_checkpoint_like_ctrl_c(corpus, tmp_path, signum, status
     assert "Traceback" not in err and "cuInit" not in err  # and a quiet start-up
 
 
+class SignalAt(TrainingObserver):
+    """Sends the process a signal from inside a step (as the culler's SIGTERM lands)."""
+
+    def __init__(self, step: int, signums: list[int]) -> None:
+        self.step, self.signums, self.seen, self.went_on = step, signums, [], False
+
+    def on_step(self, step, metrics):
+        self.seen.append(step)
+        if step == self.step:
+            for signum in self.signums:
+                os.kill(os.getpid(), signum)
+            self.went_on = True  # the step's own work is not cut short
+
+
+@pytest.mark.parametrize("signum, error", [(signal.SIGTERM, faults.Terminated),
+                                           (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_during_a_step_stops_at_the_end_of_that_step(corpus, tmp_path, signum, error):
+    cfg = config_for(corpus, tmp_path)
+    rec = SignalAt(12, [signum])
+    with pytest.raises(error) as stopped:
+        train(cfg, rec)
+    # Not raised inside the step: the step finished, was saved, and no later one ran.
+    assert rec.went_on and rec.seen[-1] == 12
+    assert latest_checkpoint(cfg.train_dir, "tiny_conv").endswith("tiny_conv.ckpt-12")
+    assert stopped.value.__notes__ == [f"Interrupted at step 12; resume with start_checkpoint="
+                                       f"{Path(cfg.train_dir, 'tiny_conv.ckpt-12')}"]
+    # Outside a run, the handlers are the ones that were there before.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_second_signal_during_a_step_is_raised_at_once(corpus, tmp_path):
+    cfg = config_for(corpus, tmp_path)
+    rec = SignalAt(12, [signal.SIGINT, signal.SIGTERM])
+    with pytest.raises(faults.Terminated):  # the second: the user insists
+        train(cfg, rec)
+    assert not rec.went_on and rec.seen[-1] == 12
+
+
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     proc = run_cli(["evaluate", "--start_checkpoint", str(tmp_path)])
     wait_for(proc, "ready")
