@@ -24,7 +24,13 @@ def tones(tmp_path_factory):
     return make_corpus(tmp_path_factory.mktemp("arch_corpus"), per_word=24, seed=1)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+#: The larger networks take 15-50 s each here: they run in the full suite, not in the quick one
+#: of the other Pythons (make test-python), where the small ones stand for them.
+LARGE = {"conv", "ds_cnn", "low_latency_conv", "low_latency_svdf"}
+
+
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in LARGE else a
+                                  for a in ARCHITECTURES])
 def test_every_architecture_freezes_and_its_files_agree(arch, tones, tmp_path):
     run = train(TrainConfig(
         data_dir=str(tones), wanted_words=",".join(WORDS), model_architecture=arch,

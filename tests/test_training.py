@@ -541,6 +541,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # 13-14 s each: in the full suite only
 @pytest.mark.parametrize("strategy, replicas", [("mirrored", "2"), ("multi_worker", "1")])
 def test_distribute_strategies_on_two_logical_cpus(corpus, tmp_path, strategy, replicas):
     # Logical devices must be set before TensorFlow initialises, so this runs in its own process.
