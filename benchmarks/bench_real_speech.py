@@ -35,6 +35,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from kwlesson.recipes import recipe as training_recipe  # noqa: E402  (plain data, no TensorFlow)
+
 DEV_SET = "speech_commands_test_set_v0.02_dev"
 NOISE = ("background_noise", "_background_noise_")
 #: Speaker-disjoint ~10/10/80 for clips that all sit in the reference's 10-20 % testing band.
@@ -82,9 +84,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "ds_cnn_medium": {"model_architecture": "ds_cnn", "how_many_training_steps": "700,300",
                       "learning_rate": "0.005,0.001", "optimizer": "adam",
                       "eval_step_interval": 200},
-    "ds_cnn_noisy": {"model_architecture": "ds_cnn", "how_many_training_steps": "1000,500",
-                     "learning_rate": "0.005,0.001", "optimizer": "adam",
-                     "background_volume": 0.3, "eval_step_interval": 250},
+    # The library's named recipe ``real_speech`` (kwlesson train --recipe real_speech).
+    "ds_cnn_noisy": training_recipe("real_speech"),
     "ds_cnn_short": {"model_architecture": "ds_cnn", "how_many_training_steps": "150,50",
                      "learning_rate": "0.01,0.002", "optimizer": "adam",
                      "eval_step_interval": 100},

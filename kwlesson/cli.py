@@ -80,6 +80,13 @@ def _train(args: argparse.Namespace) -> int:
     from kwlesson.training import QUICK_RECIPE, TrainConfig, train
 
     given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
+    named = getattr(args, "recipe", None)
+    if named:  # the recipe's fields, then the flags given
+        from kwlesson.recipes import recipe
+
+        used = {k: v for k, v in recipe(named).items() if k not in given}
+        given = {**used, **given}
+        print(f"Recipe {named}: " + " ".join(f"--{k}={v}" for k, v in used.items()))
     if "data_dir" not in given and not _has_wavs(SEED_DATA_DIR):
         from kwlesson import synth
 
@@ -95,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         print("  For the real Speech Commands: kwlesson data download --dest DIR, then "
               "kwlesson train --data_dir DIR/speech_commands_v0.02")
         given["data_dir"] = str(synth.offline_dataset())
-        if kw_config.quick_mode():
+        if kw_config.quick_mode() and not named:
             home = kw_config.data_home()
             recipe = {**QUICK_RECIPE, "train_dir": str(home / "train" / "offline"),
                       "summaries_dir": str(home / "train" / "offline_logs")}
@@ -269,6 +276,12 @@ def build_parser(with_train_flags: bool = True) -> argparse.ArgumentParser:
     )
     if with_train_flags:  # the flags come from TrainConfig, which loads TensorFlow
         add_train_arguments(train_cmd)
+    from kwlesson.recipes import RECIPES
+
+    train_cmd.add_argument(
+        "--recipe", default=None, choices=sorted(RECIPES),
+        help="a named, measured set of flags (flags you give as well win): quick = the "
+        "course's quick model, real_speech = the best recipe measured on real recordings")
     train_cmd.set_defaults(func=_train)
     eval_cmd = commands.add_parser(
         "evaluate", help="accuracy, confusion matrix, precision/recall of a trained model")

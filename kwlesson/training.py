@@ -48,6 +48,7 @@ import tensorflow as tf
 from kwlesson import faults
 from kwlesson.features import FeatureSettings
 from kwlesson.models import ARCHITECTURES
+from kwlesson.recipes import QUICK_RECIPE, RECIPES, recipe
 
 __all__ = [
     "TrainConfig",
@@ -71,6 +72,8 @@ __all__ = [
     "load_data",
     "load_trained",
     "QUICK_RECIPE",
+    "RECIPES",
+    "recipe",
     "quick_model",
     "read_run_files",
     "resolve_checkpoint",
@@ -1189,7 +1192,8 @@ def _train(config: TrainConfig | None = None,
                 metrics = {"rate": rate.rate_at_step(step), "accuracy": float(acc),
                            "cross_entropy": float(loss), "total_steps": total_steps,
                            "elapsed": elapsed,
-                           "steps_per_second": (step - start_step) / elapsed if elapsed > 0 else 0.0}
+                           "steps_per_second": ((step - start_step) / elapsed
+                                                if elapsed > 0 else 0.0)}
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(step_line(step, metrics))
                 with train_writer.as_default():
@@ -1425,19 +1429,6 @@ def load_trained(checkpoint: str | os.PathLike) -> TrainedModel:
 
 # --------------------------------------------------------------------------------------------
 # The course's quick model
-
-#: The quick recipe: what ``kwlesson train`` uses on the offline dataset in quick mode, and what
-#: :func:`quick_model` trains for lessons that need a trained model. A couple of minutes on a
-#: 2-core laptop, well above chance. Full mode keeps the seed's defaults.
-QUICK_RECIPE: dict[str, Any] = {
-    "model_architecture": "tiny_conv",
-    "how_many_training_steps": "1200,400",
-    "learning_rate": "0.01,0.002",
-    "optimizer": "adam",
-    "eval_step_interval": 400,
-    "save_step_interval": 400,
-}
-
 
 def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
     """A model trained with :data:`QUICK_RECIPE` on the offline dataset, made once and cached.

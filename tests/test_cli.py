@@ -79,6 +79,43 @@ def test_train_flags_keep_the_seed_names_and_record_only_what_was_given():
         assert flag in cli._TRAIN_FIELDS, f"--{flag} is missing"
 
 
+def test_a_named_recipe_fills_the_flags_not_given(tmp_path, monkeypatch, capsys):
+    from kwlesson import training
+    from kwlesson.recipes import RECIPES
+
+    seen = []
+
+    class Stopped(Exception):
+        pass
+
+    def fake_train(cfg):  # what would be trained, without training
+        seen.append(cfg)
+        raise Stopped
+
+    monkeypatch.setattr(training, "train", fake_train)
+    data = _corpus(tmp_path / "data")
+    with pytest.raises(Stopped):
+        cli.main(["train", "--recipe", "real_speech", "--data_dir", str(data),
+                  "--how_many_training_steps", "30,10"])
+    [cfg] = seen
+    real = RECIPES["real_speech"]
+    assert cfg.model_architecture == real["model_architecture"] == "ds_cnn"
+    assert cfg.background_volume == real["background_volume"] != 0.1  # TrainConfig's
+    assert cfg.learning_rate == real["learning_rate"]
+    assert cfg.how_many_training_steps == "30,10"  # the flag given wins
+    said = capsys.readouterr().out
+    assert "Recipe real_speech: --model_architecture=ds_cnn" in said
+    assert "how_many_training_steps" not in said
+
+
+def test_an_unknown_recipe_names_the_recipes(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--recipe", "fastest"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fastest'" in err and "quick" in err and "real_speech" in err
+
+
 def test_train_rejects_an_unknown_architecture(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--model_architecture", "resnet"])

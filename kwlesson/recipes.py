@@ -1,0 +1,48 @@
+"""Named training recipes: sets of :class:`kwlesson.training.TrainConfig` fields that were
+measured to work, so nobody has to copy flags (``kwlesson train --recipe NAME``).
+
+Plain data, no TensorFlow: benchmarks and the command line read it before anything heavy loads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["QUICK_RECIPE", "RECIPES", "recipe"]
+
+#: The quick recipe: what ``kwlesson train`` uses on the offline dataset in quick mode, and what
+#: :func:`quick_model` trains for lessons that need a trained model. A couple of minutes on a
+#: 2-core laptop, well above chance. Full mode keeps the seed's defaults.
+QUICK_RECIPE: dict[str, Any] = {
+    "model_architecture": "tiny_conv",
+    "how_many_training_steps": "1200,400",
+    "learning_rate": "0.01,0.002",
+    "optimizer": "adam",
+    "eval_step_interval": 400,
+    "save_step_interval": 400,
+}
+
+
+#: Named recipes: ``kwlesson train --recipe NAME`` (flags given on the command line win).
+#: ``quick`` is :data:`QUICK_RECIPE`; ``real_speech`` is the best recipe measured for the real
+#: Speech Commands (benchmarks/bench_real_speech.py, its ``best``: ds_cnn, 1,500 steps, louder
+#: background noise; see benchmarks/RESULTS.md for its accuracy on speakers it never heard).
+RECIPES: dict[str, dict[str, Any]] = {
+    "quick": QUICK_RECIPE,
+    "real_speech": {
+        "model_architecture": "ds_cnn",
+        "how_many_training_steps": "1000,500",
+        "learning_rate": "0.005,0.001",
+        "optimizer": "adam",
+        "background_volume": 0.3,
+        "eval_step_interval": 250,
+    },
+}
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The :class:`TrainConfig` fields of a named recipe (a copy), or a ValueError naming the
+    recipes there are."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid names: {', '.join(RECIPES)}")
+    return dict(RECIPES[name])
