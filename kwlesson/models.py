@@ -281,6 +281,39 @@ def _ds_cnn(inputs, label_count: int, dropout: float | None, *, filters: int = 6
     return layers.Dense(label_count, name="logits")(x)
 
 
+def _tc_resnet(inputs, label_count: int, dropout: float | None, *, width: float = 1.5,
+               kernel: int = 9):
+    """TC-ResNet8: temporal convolutions over the frames, the bins as channels.
+
+    As in Choi et al. 2019 ("Temporal Convolution for Real-time Keyword Spotting on Mobile
+    Devices"): a 3x1 convolution to 16 channels, then three residual blocks of two 9x1
+    convolutions (the first with stride 2 in time) with 24, 32, 48 channels (times ``width``)
+    and a 1x1 stride-2 shortcut, batch norm + relu, global average pooling, dropout, fc. A
+    spectrogram treated as a sequence of 40-number frames rather than an image: every kernel
+    sees all the bins at once, so three blocks cover the whole second cheaply.
+    """
+    rate = 0.5 if dropout is None else dropout
+    widths = [max(1, round(c * width)) for c in (16, 24, 32, 48)]
+    frames, bins = inputs.shape[1], inputs.shape[2]
+    x = layers.Reshape((frames, 1, bins), name="frames_as_rows")(inputs)
+    x = layers.Conv2D(widths[0], (3, 1), padding="same", use_bias=False, name="conv")(x)
+    for i, w in enumerate(widths[1:], 1):
+        y = layers.Conv2D(w, (kernel, 1), strides=(2, 1), padding="same", use_bias=False,
+                          name=f"block{i}_conv1")(x)
+        y = layers.ReLU(name=f"block{i}_relu1")(FusedBatchNormalization(name=f"block{i}_bn1")(y))
+        y = layers.Conv2D(w, (kernel, 1), padding="same", use_bias=False,
+                          name=f"block{i}_conv2")(y)
+        y = FusedBatchNormalization(name=f"block{i}_bn2")(y)
+        s = layers.Conv2D(w, (1, 1), strides=(2, 1), padding="same", use_bias=False,
+                          name=f"block{i}_shortcut")(x)
+        s = layers.ReLU(name=f"block{i}_relu_s")(
+            FusedBatchNormalization(name=f"block{i}_bn_s")(s))
+        x = layers.ReLU(name=f"block{i}_relu")(layers.Add(name=f"block{i}_add")([y, s]))
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = _dropout(x, rate, "final_dropout")
+    return layers.Dense(label_count, name="logits")(x)
+
+
 _BUILDERS: dict[str, tuple[Callable, str]] = {
     "single_fc": (_single_fc, "reference: one fully connected layer"),
     "conv": (_conv, "reference: cnn-trad-fpool3"),
@@ -289,6 +322,7 @@ _BUILDERS: dict[str, tuple[Callable, str]] = {
     "tiny_conv": (_tiny_conv, "reference: microcontroller conv"),
     "tiny_embedding_conv": (_tiny_embedding_conv, "reference: two-conv microcontroller model"),
     "ds_cnn": (_ds_cnn, "Hello Edge DS-CNN small (MLPerf Tiny KWS)"),
+    "tc_resnet": (_tc_resnet, "TC-ResNet8 (temporal convolutions, Choi et al. 2019)"),
 }
 
 #: Valid names for ``create_model``, in the order the table lists them.
@@ -306,10 +340,12 @@ def create_model(
 
     ``input_shape`` is ``(frames, bins)`` of one example, e.g. ``FeatureSettings().shape``.
     ``dropout_rate=None`` uses the architecture's own rate: 0.5 for the reference models (what
-    its train.py feeds while training), 0.2 / 0.4 for ``ds_cnn``; a number sets every dropout
-    layer to it, 0 removes them. Dropout acts only with ``training=True`` (e.g. in ``fit``).
+    its train.py feeds while training), 0.2 / 0.4 for ``ds_cnn``, 0.5 before ``tc_resnet``'s last
+    layer; a number sets every dropout layer to it, 0 removes them. Dropout acts only with
+    ``training=True`` (e.g. in ``fit``).
     ``options`` are architecture settings: ``low_latency_svdf`` takes ``rank`` and
-    ``num_units``; ``ds_cnn`` takes ``filters``, ``blocks`` and ``weight_decay``.
+    ``num_units``; ``ds_cnn`` takes ``filters``, ``blocks`` and ``weight_decay``; ``tc_resnet``
+    takes ``width`` (channel multiplier, 1.5) and ``kernel`` (9).
 
     The output is logits (no softmax): use ``from_logits=True`` in the loss.
 
@@ -344,7 +380,7 @@ def create_model(
             f"{architecture} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(allowed) or 'no options'}"
         )
-    if architecture != "ds_cnn" and dropout_rate is None:
+    if architecture not in ("ds_cnn", "tc_resnet") and dropout_rate is None:
         dropout_rate = REFERENCE_DROPOUT_RATE
     inputs = keras.Input(shape=(frames, bins), name="features")
     logits = builder(inputs, int(label_count), dropout_rate, **options)

@@ -29,6 +29,7 @@ PARAMS_98x40 = {
     "tiny_conv": 94_740,
     "tiny_embedding_conv": 7_804,
     "ds_cnn": 24_908,
+    "tc_resnet": 145_164,
 }
 
 # The same formulas for the low-latency input of 49 frames x 10 bins.
@@ -42,6 +43,7 @@ PARAMS_49x10 = {
     "tiny_conv": (10 * 8 * 8 + 8) + (25 * 5 * 8 * 12 + 12),
     "tiny_embedding_conv": (10 * 8 * 8 + 8) + (10 * 8 * 8 * 8 + 8) + (4 * 1 * 8 * 12 + 12),
     "ds_cnn": 24_908,  # global pooling: independent of the input size
+    "tc_resnet": 145_164 - 3 * 30 * 24,  # the same, but its first 3x1 conv sees 10 bins, not 40
 }
 
 
