@@ -26,7 +26,7 @@ def tones(tmp_path_factory):
 
 #: The larger networks take 15-50 s each here: they run in the full suite, not in the quick one
 #: of the other Pythons (make test-python), where the small ones stand for them.
-LARGE = {"conv", "ds_cnn", "low_latency_conv", "low_latency_svdf"}
+LARGE = {"conv", "ds_cnn", "low_latency_conv", "low_latency_svdf", "tc_resnet"}
 
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a in LARGE else a
