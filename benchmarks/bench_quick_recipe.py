@@ -55,6 +55,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                            "time_mask_frames": 10, "label_smoothing": 0.1},
     # TC-ResNet8 x1.5 on the default 98 x 40 MFCC: temporal convolutions, a third of
     # ds_cnn's work per clip, so several times the steps in the same time.
+    "tc_resnet_1500": {"model_architecture": "tc_resnet", "optimizer": "adam",
+                       "learning_rate": "0.005,0.001", "background_volume": 0.3,
+                       "how_many_training_steps": "1100,400"},
     "tc_resnet_2000": {"model_architecture": "tc_resnet", "optimizer": "adam",
                        "learning_rate": "0.005,0.001", "background_volume": 0.3,
                        "how_many_training_steps": "1500,500"},
