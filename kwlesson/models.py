@@ -285,10 +285,11 @@ def _tc_resnet(inputs, label_count: int, dropout: float | None, *, width: float 
                kernel: int = 9):
     """TC-ResNet8: temporal convolutions over the frames, the bins as channels.
 
-    As in Choi et al. 2019 ("Temporal Convolution for Real-time Keyword Spotting on Mobile
+    After Choi et al. 2019 ("Temporal Convolution for Real-time Keyword Spotting on Mobile
     Devices"): a 3x1 convolution to 16 channels, then three residual blocks of two 9x1
-    convolutions (the first with stride 2 in time) with 24, 32, 48 channels (times ``width``)
-    and a 1x1 stride-2 shortcut, batch norm + relu, global average pooling, dropout, fc. A
+    convolutions (the first with stride 2 in time) with 24, 32, 48 channels and a 1x1 stride-2
+    shortcut, batch norm + relu, global average pooling, dropout, fc; every channel count times
+    ``width`` (24, 36, 48, 72 at the default 1.5). A
     spectrogram treated as a sequence of 40-number frames rather than an image: every kernel
     sees all the bins at once, so three blocks cover the whole second cheaply.
     """
