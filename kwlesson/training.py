@@ -56,6 +56,7 @@ __all__ = [
     "TrainedModel",
     "TrainingObserver",
     "TextProgress",
+    "BarProgress",
     "PiecewiseRate",
     "DISTRIBUTE_CHOICES",
     "OPTIMIZER_CHOICES",
@@ -491,6 +492,35 @@ class TextProgress(TrainingObserver):
         if self.show_confusion:
             self._print("Confusion Matrix:\n " + format_confusion(confusion))
         self._print(test_line(accuracy, int(confusion.sum())))
+
+
+class BarProgress(TrainingObserver):
+    """One progress bar (tqdm: a widget in a notebook, text in a terminal) with steps/s, time
+    left and the last validation accuracy; what :func:`quick_model` shows while it trains."""
+
+    def __init__(self, desc: str = "training") -> None:
+        self.desc = desc
+        self._bar = None
+
+    def on_train_begin(self, info: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=info["total_steps"], initial=info["start_step"],
+                         desc=self.desc, unit="step")
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
+
+    def on_eval(self, step: int, accuracy: float, confusion: np.ndarray,
+                labels: list[str]) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"validation {accuracy:.1%}")
+
+    def on_train_end(self, result: TrainResult) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class _StopFlag(TrainingObserver):
@@ -1430,13 +1460,15 @@ def load_trained(checkpoint: str | os.PathLike) -> TrainedModel:
 # --------------------------------------------------------------------------------------------
 # The course's quick model
 
-def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
+def quick_model(verbosity: str = "warn", progress: bool = True,
+                **overrides: Any) -> TrainedModel:
     """A model trained with :data:`QUICK_RECIPE` on the offline dataset, made once and cached.
 
     Lessons that need a trained model (04, 06, 07, 08) call this, so each notebook runs on its
-    own in any order: the first call trains (a minute or two), later calls load the checkpoint.
-    ``overrides`` are :class:`TrainConfig` fields (another architecture, other steps); each
-    distinct recipe gets its own folder under ``data_home()/quick_models``.
+    own in any order: the first call trains (about three minutes with the quick recipe on two
+    cores, a progress bar with time left unless ``progress=False``), later calls load the
+    checkpoint. ``overrides`` are :class:`TrainConfig` fields (another architecture, other
+    steps); each distinct recipe gets its own folder under ``data_home()/quick_models``.
 
     Introduced in notebook 03.
 
@@ -1451,7 +1483,7 @@ def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
 
     fields = {**QUICK_RECIPE, **overrides}
     if "data_dir" not in fields:
-        fields["data_dir"] = str(synth.offline_dataset(progress=verbosity != "warn"))
+        fields["data_dir"] = str(synth.offline_dataset(progress=progress))
     key = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     folder = data_home() / "quick_models" / key
     folder.mkdir(parents=True, exist_ok=True)
@@ -1469,7 +1501,10 @@ def quick_model(verbosity: str = "warn", **overrides: Any) -> TrainedModel:
             config = TrainConfig(**{**fields, "train_dir": str(folder / "train"),
                                     "summaries_dir": str(folder / "logs"),
                                     "verbosity": verbosity})
-            result = train(config)
+            # A text log (verbosity info/debug) or, by default, one bar with time left.
+            bar = (BarProgress("training the course's quick model (once)")
+                   if progress and config.verbosity not in ("debug", "info") else None)
+            result = train(config, observer=bar)
             if result.stopped:
                 raise RuntimeError("training of the quick model was stopped; "
                                    "call quick_model() again")

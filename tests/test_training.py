@@ -26,6 +26,7 @@ from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 from kwlesson.audio import write_wav  # noqa: E402
 from kwlesson.data import SpeechCommands  # noqa: E402
 from kwlesson.training import (  # noqa: E402
+    BarProgress,
     PiecewiseRate,
     TextProgress,
     TrainConfig,
@@ -312,6 +313,17 @@ def test_full_run_writes_tensorboard_logs(full_run):
     width, height, png = tf.make_ndarray(image.tensor)
     decoded = tf.io.decode_png(png).numpy()
     assert decoded.shape == (int(height), int(width), 3) == (61, 61, 3)
+
+
+def test_bar_progress_shows_steps_and_the_last_validation(corpus, tmp_path, capsys):
+    # What quick_model() shows when it has to train: one bar that ends at the last step and
+    # carries the latest validation accuracy.
+    result = train(config_for(corpus, tmp_path), BarProgress("training the test model"))
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("training the test model")
+    assert f"{result.step}/{result.step}" in last
+    assert f"validation {result.validation[-1][1]:.1%}" in last
 
 
 def test_load_trained_rebuilds_the_same_model(full_run):
