@@ -1465,10 +1465,10 @@ def quick_model(verbosity: str = "warn", progress: bool = True,
     """A model trained with :data:`QUICK_RECIPE` on the offline dataset, made once and cached.
 
     Lessons that need a trained model (04, 06, 07, 08) call this, so each notebook runs on its
-    own in any order: the first call trains (about three minutes with the quick recipe on two
-    cores, a progress bar with time left unless ``progress=False``), later calls load the
-    checkpoint. ``overrides`` are :class:`TrainConfig` fields (another architecture, other
-    steps); each distinct recipe gets its own folder under ``data_home()/quick_models``.
+    own in any order: the first call trains (a few minutes on two cores, with a progress bar
+    and the time left unless ``progress=False``), later calls load the checkpoint.
+    ``overrides`` are :class:`TrainConfig` fields (another architecture, other steps); each
+    distinct recipe gets its own folder under ``data_home()/quick_models``.
 
     Introduced in notebook 03.
 
