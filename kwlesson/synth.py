@@ -78,10 +78,10 @@ AUXILIARY_WORDS = (
     "tree", "two", "visual", "wow", "zero",
 )
 DEFAULT_WORDS = KEYWORDS + AUXILIARY_WORDS
-#: Speakers in the default offline dataset: 35 words x 100 speakers = 3,500 clips, ~126 MB,
-#: ~15 s to make on 2 idle cores (benchmarks/bench_synth.py), enough for quick mode to train a
-#: useful model (a small CNN trained on it alone scores ~58% on the real v0.02 test set).
-DEFAULT_SPEAKERS = 100
+#: Speakers in the default offline dataset: 35 words x 500 speakers = 17,500 clips (~560 MB),
+#: so its testing split has over 500 clips (a standard error near 1 point, not 5); made in
+#: a couple of minutes on 2 idle cores (benchmarks/bench_synth.py).
+DEFAULT_SPEAKERS = 500
 
 #: What makes one synthetic speaker differ from another; each can be switched off
 #: (``ingredients=`` below) to hear or measure what it adds.
