@@ -9,7 +9,9 @@
 3. Count matched / correct / wrong / false positives as the reference's
    ``test_streaming_accuracy`` (time tolerance 750 ms), with the reference tool's settings
    (500 ms average, threshold 0.7) and with the RecognizeCommands class's (1000 ms, 0.2).
-4. Real-time factor on one core (intra- and inter-op threads 1): seconds of audio per second
+4. False accepts per hour: the same settings on ``--noise_minutes`` of the official noise alone
+   (``generate_streaming_test(..., with_words=False)``, same volumes), every detection counted.
+5. Real-time factor on one core (intra- and inter-op threads 1): seconds of audio per second
    of compute for the whole stream, windows every 30 ms, for each architecture in --rtf_archs,
    with the stream's features computed once and shared by the windows, and for comparison with
    features recomputed per window on a 30 s piece.
@@ -18,6 +20,7 @@ Prints the figures with the machine, date and load (``uptime``); paste them into
 
     python benchmarks/bench_streaming.py
     python benchmarks/bench_streaming.py --checkpoint /tmp/kw/train/ds_cnn.ckpt-1200
+    python benchmarks/bench_streaming.py --recipe real_speech --rtf_archs ""
 """
 
 from __future__ import annotations
@@ -62,12 +65,15 @@ def real_data_dir(tmp: Path) -> Path:
     return root
 
 
-def train_quick(data: Path, work: Path, arch: str, steps: str, rates: str) -> str:
-    cmd = [sys.executable, "-m", "kwlesson.cli", "train", f"--data_dir={data}",
-           f"--model_architecture={arch}", f"--how_many_training_steps={steps}",
-           f"--learning_rate={rates}", "--optimizer=adam", "--validation_percentage=11",
-           "--testing_percentage=1", f"--train_dir={work / 'train'}",
-           f"--summaries_dir={work / 'logs'}", "--eval_step_interval=400",
+def train_quick(data: Path, work: Path, arch: str, steps: str, rates: str,
+                recipe: str = "") -> str:
+    # A named recipe brings its own architecture, steps and rates (kwlesson.recipes).
+    how = ([f"--recipe={recipe}"] if recipe else
+           [f"--model_architecture={arch}", f"--how_many_training_steps={steps}",
+            f"--learning_rate={rates}", "--optimizer=adam", "--eval_step_interval=400"])
+    cmd = [sys.executable, "-m", "kwlesson.cli", "train", f"--data_dir={data}", *how,
+           "--validation_percentage=11", "--testing_percentage=1",
+           f"--train_dir={work / 'train'}", f"--summaries_dir={work / 'logs'}",
            "--save_step_interval=400", "--verbosity=warn"]
     print("training:", " ".join(cmd[3:]), flush=True)
     t0 = time.perf_counter()
@@ -83,10 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="", help="a trained checkpoint or train_dir "
                         "(default: train one here)")
+    parser.add_argument("--recipe", default="", help="a named recipe to train (kwlesson.recipes, "
+                        "e.g. real_speech); overrides --arch, --steps and --learning_rate")
     parser.add_argument("--arch", default="ds_cnn", help="architecture to train")
     parser.add_argument("--steps", default="900,300", help="how_many_training_steps")
     parser.add_argument("--learning_rate", default="0.003,0.0005")
     parser.add_argument("--duration", type=float, default=300, help="stream length in seconds")
+    parser.add_argument("--noise_minutes", type=float, default=60,
+                        help="minutes of speech-free noise for false accepts per hour (0: skip)")
     parser.add_argument("--rtf_archs", default="tiny_conv,low_latency_conv,ds_cnn,conv",
                         help="architectures whose real-time factor is measured")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads for timing")
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = real_data_dir(Path(tempfile.mkdtemp(dir=work)))
     checkpoint = args.checkpoint or train_quick(data, work, args.arch, args.steps,
-                                                args.learning_rate)
+                                                args.learning_rate, args.recipe)
 
     import tensorflow as tf
 
@@ -149,6 +159,27 @@ def main(argv: list[str] | None = None) -> None:
         print(f"    counts: {st.how_many_ground_truth_matched} matched, "
               f"{st.how_many_correct_words} correct, {st.how_many_wrong_words} wrong, "
               f"{st.how_many_false_positives} false positives, {len(found)} detections")
+
+    settings_list = (("tool defaults: average 500 ms, threshold 0.7", 500, 0.7),
+                     ("class defaults: average 1000 ms, threshold 0.2", 1000, 0.2))
+    if args.noise_minutes > 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)
+            quiet = S.generate_streaming_test(
+                data, work / "noise.wav", work / "noise_labels.txt", 60 * args.noise_minutes,
+                validation_percentage=11, testing_percentage=1, seed=args.seed + 1,
+                with_words=False)
+        q_times, q_scores = S.stream_scores(read_wav(quiet.wav), model)
+        hours = quiet.duration_s / 3600
+        print(f"\nfalse accepts on {quiet.duration_s / 60:g} min of the official noise alone "
+              "(volume <= 0.1, no words):")
+        for name, avg, thr in settings_list:
+            found = S.recognize_scores(q_times, q_scores, model.labels,
+                                       average_window_duration_ms=avg, detection_threshold=thr,
+                                       suppression_ms=1500, minimum_count=3)
+            labels = sorted({d.label for d in found})
+            print(f"  {name}: {len(found)} false accepts, {len(found) / hours:.1f} per hour"
+                  f" ({', '.join(labels) or 'none'})")
 
     print(f"\nreal-time factor on {args.threads} thread(s), {test.duration_s:g} s stream, "
           "stride 30 ms, batch 256 (untrained weights: speed does not depend on them):")

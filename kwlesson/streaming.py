@@ -720,6 +720,7 @@ def generate_streaming_test(
     sample_rate: int = SAMPLE_RATE,
     clip_duration_ms: int = 1000,
     seed: int = 0,
+    with_words: bool = True,
 ) -> StreamingTest:
     """Write a long wav of ``split`` words over background noise, and its ground truth.
 
@@ -731,6 +732,8 @@ def generate_streaming_test(
     wanted words picked uniformly; each word is a random clip of that label from the split, mixed
     in at full volume with 500-sample ramps. The labels file has one ``label, time_ms`` line per
     word, where ``time_ms`` is where its 1 s clip starts. The same seed gives the same files.
+    ``with_words=False`` writes the background alone (an empty labels file): every detection on
+    it is a false accept, the figure wake-word makers quote per hour of speech-free sound.
 
     ``data_dir`` is a Speech Commands folder (or an already loaded
     :class:`kwlesson.data.SpeechCommands`, whose split is then used as it is). Labels without a
@@ -799,7 +802,7 @@ def generate_streaming_test(
     stride = clip + gap
     ground_truth: list[tuple[str, float]] = []
     used: list[str] = []
-    for i in range(total // stride):
+    for i in range(total // stride if with_words else 0):
         offset = i * stride + int(rng.integers(gap))
         is_unknown = rng.integers(100) < unknown_percentage
         label = (UNKNOWN_LABEL if is_unknown and has_unknown

@@ -294,6 +294,18 @@ def test_unknown_percentage_and_no_background(corpus, tmp_path):
         generate(corpus, tmp_path / "x", seconds=0)
 
 
+def test_noise_only_stream_has_the_same_background_and_no_words(corpus, tmp_path):
+    words = generate(corpus, tmp_path / "w", seconds=20, seed=5)
+    noise = generate(corpus, tmp_path / "q", seconds=20, seed=5, with_words=False)
+    assert noise.ground_truth == [] and noise.labels_file.read_text() == ""
+    with_words, alone = read_wav(words.wav), read_wav(noise.wav)
+    assert len(alone) == len(with_words) == 20 * 16000 and np.abs(alone).max() > 0
+    # The background is drawn first, so the words are the only difference.
+    first = int(words.ground_truth[0][1] * 16)
+    assert np.array_equal(alone[:first], with_words[:first])
+    assert not np.array_equal(alone, with_words)
+
+
 def test_main_generate_streaming_test(corpus, tmp_path, capsys):
     rc = S.main_generate_streaming_test(
         str(corpus), str(tmp_path / "s.wav"), str(tmp_path / "s.txt"), test_duration_seconds=9,
