@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import io
 import math
 import sys
@@ -53,7 +54,14 @@ from matplotlib.figure import Figure
 from kwlesson import plots
 from kwlesson.audio import fit_length
 from kwlesson.features import MFCC_MEL_BINS, FeatureSettings, compute_features
-from kwlesson.training import TextProgress, TrainConfig, TrainingObserver, TrainResult, train
+from kwlesson.training import (
+    QUICK_RECIPE,
+    TextProgress,
+    TrainConfig,
+    TrainingObserver,
+    TrainResult,
+    train,
+)
 
 __all__ = [
     "History",
@@ -1179,37 +1187,46 @@ class _WhatIfBox(widgets.VBox):
 
 
 class _RunProgress(TrainingObserver):
-    """Moves the panel's progress bar every few steps (one widget message per move)."""
+    """Moves the panel's progress bar every few steps (one widget message per move); ``offset``
+    is the steps of the press's earlier seeds, so one bar covers them all."""
 
-    def __init__(self, bar: Any, every: int = 5) -> None:
-        self.bar, self.every = bar, max(int(every), 1)
+    def __init__(self, bar: Any, every: int = 5, offset: int = 0) -> None:
+        self.bar, self.every, self.offset = bar, max(int(every), 1), int(offset)
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if step % self.every == 0 or step == metrics.get("total_steps"):
-            self.bar.value = min(step, self.bar.max)
+            self.bar.value = min(self.offset + step, self.bar.max)
 
 
 class WhatIf:
     """Sliders for the unknown and silence percentages and the background noise, a **Retrain**
     button, and a table and chart that gain one row per run.
 
-    Each press trains a small model (``architecture``, ``steps`` steps) on ``data_dir`` with the
-    sliders' settings, then measures it on one fixed yardstick, the same for every run: the
+    Each press trains a small model (``architecture``, ``steps`` steps; by default the network,
+    features and optimizer of the course's quick recipe) on ``data_dir`` with the sliders'
+    settings, once per seed (``seeds`` of them: ``seed``, ``seed + 1``, ...), then measures
+    each on one fixed yardstick, the same for every run: the
     validation split as the seed's defaults build it (10% silence, 10% unknown), so that runs
     compare fairly. A row of :attr:`results` holds ``run``, ``unknown_percentage``,
     ``silence_percentage``, ``background_volume``, ``background_frequency`` and, as fractions in
     [0, 1]: ``accuracy`` (all validation clips), ``words`` (clips of the wanted words that were
     named right), ``unknown`` and ``silence`` (recall of those two labels), ``noisy`` (accuracy
     on the same clips with background noise at volume ``noisy_volume`` mixed into every one),
-    and ``seconds`` (time the run took).
+    each the mean over the seeds, with its standard deviation between seeds in ``spread``
+    (``{"accuracy": ..., ...}``, zeros for one seed), ``seeds`` and ``seconds`` (time the press
+    took). The spread says how large a difference between rows must be to mean something.
+
+    With ``cache=True`` a run's scores are kept under ``data_home()/what_if`` (a few hundred
+    bytes each), keyed by every setting, seed and the data folder: the same press on the same
+    machine gives the same row at once, as a deterministic retraining would.
 
     Controls, to use by hand or from code: ``unknown_slider``, ``silence_slider`` (percent),
     ``volume_slider``, ``frequency_slider`` (0 to 1), ``retrain_button``; results:
     ``results`` (list of dicts), ``status`` (label), ``table`` (HTML), ``image`` (PNG chart of
-    every run), ``last`` (the latest :class:`~kwlesson.evaluation.Evaluation`). Every run
-    starts from the same seed, so rows differ by their settings, not by chance (with
-    deterministic TensorFlow ops the same settings give the same row). Training takes a few
-    seconds per run and holds the kernel meanwhile (the button is greyed out).
+    every run), ``last`` (the :class:`~kwlesson.evaluation.Evaluation` of the latest press's
+    first seed). Every press uses the same seeds, so rows differ by their settings and not by
+    the luck of the draw (with deterministic TensorFlow ops the same settings give the same
+    row). Training holds the kernel meanwhile (the button is greyed out).
 
     Introduced in notebook 05.
 
@@ -1220,29 +1237,40 @@ class WhatIf:
     30
     """
 
-    def __init__(self, data_dir: str | Path, *, architecture: str = "tiny_conv",
+    def __init__(self, data_dir: str | Path, *, architecture: str | None = None,
                  wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
-                 steps: int = 120, learning_rate: float = 0.01, batch_size: int = 50,
-                 optimizer: str = "adam", unknown_percentage: int = 10,
-                 silence_percentage: int = 10, background_volume: float = 0.1,
-                 background_frequency: float = 0.8, noisy_volume: float = 0.3,
+                 steps: int = 300, learning_rate: float | None = None, batch_size: int = 100,
+                 optimizer: str | None = None, window_stride_ms: float | None = None,
+                 unknown_percentage: int = 10, silence_percentage: int = 10,
+                 background_volume: float = 0.1, background_frequency: float = 0.8,
+                 noisy_volume: float = 0.3, seeds: int = 1,
                  unknown_dirs: tuple[str | Path, ...] = (), work_dir: str | Path | None = None,
-                 seed: int = 59185, dpi: float = 72) -> None:
+                 seed: int = 59185, cache: bool = True, dpi: float = 72) -> None:
         import tempfile
 
         from kwlesson.data import SpeechCommands
 
+        if int(seeds) < 1:
+            raise ValueError(f"seeds must be 1 or more, not {seeds}")
         self.data_dir = Path(data_dir)
         self.unknown_dirs = tuple(unknown_dirs)
         self.work_dir = Path(work_dir) if work_dir is not None else Path(
             tempfile.mkdtemp(prefix="kwlesson_what_if_"))
+        # The quick recipe's network, features and optimizer unless told otherwise: the model
+        # the lessons use, trained for a short run.
+        quick = TrainConfig(**QUICK_RECIPE)
         self.base = TrainConfig(
             data_dir=str(self.data_dir), wanted_words=wanted_words,
-            model_architecture=architecture, how_many_training_steps=str(int(steps)),
-            learning_rate=str(learning_rate),
-            batch_size=int(batch_size), optimizer=optimizer, eval_step_interval=int(steps),
-            save_step_interval=int(steps), verbosity="warn", seed=seed, max_to_keep=1)
+            model_architecture=architecture or quick.model_architecture,
+            window_stride_ms=float(window_stride_ms or quick.window_stride_ms),
+            how_many_training_steps=str(int(steps)),
+            learning_rate=str(learning_rate or quick.schedule()[0][1]),
+            batch_size=int(batch_size), optimizer=optimizer or quick.optimizer,
+            eval_step_interval=int(steps), save_step_interval=int(steps), verbosity="warn",
+            seed=seed, max_to_keep=1)
         self.base.validate()
+        self.seeds = int(seeds)
+        self.cache = bool(cache)
         self.noisy_volume = float(noisy_volume)
         # The yardstick: built once, with the seed's default shares, whatever the sliders say.
         self._yardstick = SpeechCommands(self.data_dir, wanted_words=self.base.words(),
@@ -1272,7 +1300,7 @@ class WhatIf:
                                              icon="refresh", tooltip="Train a small model with "
                                              "these settings and add a row to the table")
         self.retrain_button.on_click(lambda _button: self._on_click())
-        self.progress = widgets.IntProgress(value=0, min=0, max=int(steps),
+        self.progress = widgets.IntProgress(value=0, min=0, max=int(steps) * self.seeds,
                                             layout=widgets.Layout(width="200px"))
         self.status = widgets.Label("Move the sliders, then press Retrain.")
         self.table = widgets.HTML(self.table_html())
@@ -1292,7 +1320,6 @@ class WhatIf:
 
     def config(self) -> TrainConfig:
         """The training settings the sliders describe now (a fresh train_dir per run)."""
-        import dataclasses
 
         run = len(self.results) + 1
         return dataclasses.replace(
@@ -1311,57 +1338,133 @@ class WhatIf:
             self.status.value = f"Retrain failed: {err}"
 
     def retrain(self) -> dict[str, Any]:
-        """Train with the sliders' settings, measure, add a row and redraw; returns the row."""
+        """Train with the sliders' settings (once per seed), measure, add a row and redraw;
+        returns the row."""
         from kwlesson.data import SpeechCommands
-        from kwlesson.evaluation import evaluate_model
+        from kwlesson.evaluation import confusion_metrics
 
         config = self.config()
         run = len(self.results) + 1
         self.retrain_button.disabled = True
         self.progress.value = 0
-        self.status.value = (f"run {run}: training {config.total_steps()} steps with "
-                             f"{self._describe(config)} …")
+        seeds = [self.base.seed + k for k in range(self.seeds)]
+        self.status.value = (f"run {run}: training {config.total_steps()} steps x {len(seeds)} "
+                             f"seed(s) with {self._describe(config)} …")
         t0 = time.monotonic()
+        clean, noisy = [], []
         try:
-            # Decoded anew (under a second): a decode cache per slider setting would pile up.
-            data = SpeechCommands(self.data_dir, wanted_words=config.words(),
-                                  silence_percentage=config.silence_percentage,
-                                  unknown_percentage=config.unknown_percentage,
-                                  unknown_dirs=self.unknown_dirs, seed=config.seed, cache=False,
-                                  progress=False)
-            result = train(config, _RunProgress(self.progress), data=data)
-            settings = result.settings
-            clean = self._yardstick.dataset("validation", settings, batch_size=100,
-                                            shuffle=False, augment=False, repeat=False)
-            # Every clip gets noise, at a fixed volume drawn the same way on every run.
-            noisy = self._yardstick.dataset(
-                "validation", settings, batch_size=100, shuffle=False, augment=True,
-                repeat=False, time_shift_ms=0.0, background_frequency=1.0,
-                background_volume=self.noisy_volume, seed=1)
-            ev = evaluate_model(result.model, clean, result.labels)
-            noisy_ev = evaluate_model(result.model, noisy, result.labels)
+            data = None
+            for k, seed in enumerate(seeds):
+                one = dataclasses.replace(config, seed=seed,
+                                          train_dir=f"{config.train_dir}_seed{seed}",
+                                          summaries_dir=f"{config.summaries_dir}_seed{seed}")
+                found = self._cached(one)
+                if found is None:
+                    if data is None:
+                        # Decoded anew (seconds): a decode cache per slider setting would pile
+                        # up. One clip selection per press: the seeds vary the training only.
+                        data = SpeechCommands(
+                            self.data_dir, wanted_words=config.words(),
+                            silence_percentage=config.silence_percentage,
+                            unknown_percentage=config.unknown_percentage,
+                            unknown_dirs=self.unknown_dirs, seed=config.seed, cache=False,
+                            progress=False)
+                    found = self._train_and_measure(one, data, k * config.total_steps())
+                clean.append(found[0])
+                noisy.append(found[1])
+                self.progress.value = (k + 1) * config.total_steps()
         finally:
             self.retrain_button.disabled = False
-        m = ev.confusion
+        evaluations = [confusion_metrics(m, self.labels) for m in clean]
+        noisy_evaluations = [confusion_metrics(m, self.labels) for m in noisy]
         words = slice(2, None)  # after _silence_ and _unknown_
+        per_seed = {
+            "accuracy": [ev.accuracy for ev in evaluations],
+            "words": [float(np.trace(ev.confusion[words, words])
+                            / max(ev.confusion[words].sum(), 1)) for ev in evaluations],
+            "unknown": [ev.recall.get(self.labels[1]) or 0.0 for ev in evaluations],
+            "silence": [ev.recall.get(self.labels[0]) or 0.0 for ev in evaluations],
+            "noisy": [ev.accuracy for ev in noisy_evaluations],
+        }
         row = {"run": run, "unknown_percentage": int(self.unknown_slider.value),
                "silence_percentage": int(self.silence_slider.value),
                "background_volume": config.background_volume,
                "background_frequency": config.background_frequency,
-               "accuracy": ev.accuracy,
-               "words": float(np.trace(m[words, words]) / max(m[words].sum(), 1)),
-               "unknown": ev.recall.get(self.labels[1]) or 0.0,
-               "silence": ev.recall.get(self.labels[0]) or 0.0,
-               "noisy": noisy_ev.accuracy,
+               **{name: float(np.mean(values)) for name, values in per_seed.items()},
+               "spread": {name: float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                          for name, values in per_seed.items()},
+               "seeds": len(seeds),
                "seconds": time.monotonic() - t0}
         self.results.append(row)
-        self.last = ev
+        self.last = evaluations[0]
         self.table.value = self.table_html()
         self.image.value = self._draw()
         self.image.layout.display = None
         self.status.value = (f"run {run} done: accuracy {100 * row['accuracy']:.0f}% "
                              f"({row['seconds']:.0f} s)")
         return row
+
+    def _train_and_measure(self, config: TrainConfig, data: Any,
+                           offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """Train one seed and score it on the yardstick, clean and noisy (confusion matrices)."""
+        from kwlesson.evaluation import evaluate_model
+
+        result = train(config, _RunProgress(self.progress, offset=offset), data=data)
+        settings = result.settings
+        clean = self._yardstick.dataset("validation", settings, batch_size=100,
+                                        shuffle=False, augment=False, repeat=False)
+        # Every clip gets noise, at a fixed volume drawn the same way on every run.
+        noisy = self._yardstick.dataset(
+            "validation", settings, batch_size=100, shuffle=False, augment=True,
+            repeat=False, time_shift_ms=0.0, background_frequency=1.0,
+            background_volume=self.noisy_volume, seed=1)
+        found = (evaluate_model(result.model, clean, result.labels).confusion,
+                 evaluate_model(result.model, noisy, result.labels).confusion)
+        self._store(config, found)
+        return found
+
+    def _cache_file(self, config: TrainConfig) -> Path | None:
+        if not self.cache:
+            return None
+        import hashlib
+        import json
+
+        from kwlesson.config import data_home
+
+        fields = {k: v for k, v in dataclasses.asdict(config).items()
+                  if k not in ("train_dir", "summaries_dir", "verbosity")}
+        clips = sum(1 for _ in self.data_dir.glob("*/*.wav"))  # a rebuilt folder: a new key
+        key = json.dumps({"config": fields, "clips": clips, "noisy": self.noisy_volume,
+                          "unknown_dirs": [str(d) for d in self.unknown_dirs], "v": 1},
+                         sort_keys=True, default=str)
+        return data_home() / "what_if" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+    def _cached(self, config: TrainConfig) -> tuple[np.ndarray, np.ndarray] | None:
+        import json
+
+        path = self._cache_file(config)
+        if path is None or not path.exists():
+            return None
+        try:
+            d = json.loads(path.read_text())
+            return np.asarray(d["clean"], np.int64), np.asarray(d["noisy"], np.int64)
+        except (OSError, ValueError, KeyError):  # a damaged entry is retrained, never trusted
+            return None
+
+    def _store(self, config: TrainConfig, found: tuple[np.ndarray, np.ndarray]) -> None:
+        import json
+        import os
+
+        path = self._cache_file(config)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"clean": found[0].tolist(), "noisy": found[1].tolist()}))
+            os.replace(tmp, path)
+        except OSError:  # a full or read-only disk: the row is still shown, only not kept
+            pass
 
     @staticmethod
     def _describe(config: TrainConfig) -> str:
@@ -1379,6 +1482,10 @@ class WhatIf:
                          f"{r['silence_percentage']:>8} {r['background_volume']:>6.2f} "
                          f"{r['background_frequency']:>4.1f} "
                          + " ".join(f"{100 * r[name]:>7.0f}%" for name in WHAT_IF_METRICS))
+            if r.get("seeds", 1) > 1:
+                lines.append(f"{'':>3} {'± between ' + str(r['seeds']) + ' seeds':>33} "
+                             + " ".join(f"{100 * r['spread'][name]:>7.0f} "
+                                        for name in WHAT_IF_METRICS))
         return "\n".join(lines)
 
     def table_html(self) -> str:
@@ -1392,7 +1499,9 @@ class WhatIf:
         for r in self.results:
             values = [r["run"], r["unknown_percentage"], r["silence_percentage"],
                       f"{r['background_volume']:.2f}", f"{r['background_frequency']:.1f}"]
-            values += [f"{100 * r[name]:.0f}%" for name in WHAT_IF_METRICS]
+            values += [f"{100 * r[name]:.0f}%" + (f" ± {100 * r['spread'][name]:.0f}"
+                                                   if r.get("seeds", 1) > 1 else "")
+                       for name in WHAT_IF_METRICS]
             rows.append("<tr>" + "".join(f"<td style='text-align:right;padding:0 8px'>{v}</td>"
                                          for v in values) + "</tr>")
         return "<table>" + "".join(rows) + "</table>"
@@ -1409,9 +1518,13 @@ class WhatIf:
         width = 0.8 / len(WHAT_IF_METRICS)
         for k, name in enumerate(WHAT_IF_METRICS):
             x = np.arange(len(shown)) + (k - (len(WHAT_IF_METRICS) - 1) / 2) * width
-            ax.bar(x, [100 * r[name] for r in shown], width, label=name)
+            ax.bar(x, [100 * r[name] for r in shown], width, label=name,
+                   yerr=[100 * r.get("spread", {}).get(name, 0.0) for r in shown],
+                   error_kw={"elinewidth": 0.8, "capsize": 2})
         ax.set_xticks(range(len(shown)), [f"run {r['run']}" for r in shown])
-        ax.set(ylim=(0, 100), ylabel="%", title="every run on the same validation clips")
+        seeds = shown[-1].get("seeds", 1) if shown else 1
+        ax.set(ylim=(0, 100), ylabel="%", title="every run on the same validation clips"
+               + (f" (mean of {seeds} seeds, whiskers: ± 1 sd)" if seeds > 1 else ""))
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=7, ncol=len(WHAT_IF_METRICS), loc="upper center",
                   bbox_to_anchor=(0.5, -0.12), frameon=False)

@@ -2,7 +2,8 @@
 row with those settings appears in the results, the table and the chart. Also the exercise
 checker of notebook 05.
 
-The runs train tiny_conv for a few steps on generated tones (a few seconds each)."""
+The runs train tiny_conv for a few steps on generated tones (a few seconds each), with the
+result cache off unless a test is about the cache."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def panel(corpus, tmp_path_factory):
     return what_if(corpus, wanted_words=",".join(WORDS), steps=8, batch_size=16,
-                   work_dir=tmp_path_factory.mktemp("runs"))
+                   architecture="tiny_conv", cache=False, work_dir=tmp_path_factory.mktemp("runs"))
 
 
 def test_the_panel_starts_at_the_seeds_defaults_with_no_runs(panel):
@@ -88,10 +89,71 @@ def test_the_same_settings_give_the_same_row(corpus, tmp_path):
     rows = []
     for k in range(2):
         wi = WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16,
-                    work_dir=tmp_path / f"w{k}")
+                    architecture="tiny_conv", cache=False, work_dir=tmp_path / f"w{k}")
         wi.retrain_button.click()
         rows.append({name: wi.results[-1][name] for name in WHAT_IF_METRICS})
     assert rows[0] == rows[1]
+
+
+def test_several_seeds_give_a_mean_and_a_spread_per_column(corpus, tmp_path):
+    from kwlesson.training import QUICK_RECIPE, TrainConfig
+
+    wi = WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16, seeds=3,
+                cache=False, work_dir=tmp_path)
+    quick = TrainConfig(**QUICK_RECIPE)
+    assert wi.base.model_architecture == quick.model_architecture
+    assert wi.base.window_stride_ms == quick.window_stride_ms
+    assert wi.base.optimizer == quick.optimizer
+    wi.retrain_button.click()
+    row = wi.results[-1]
+    assert row["seeds"] == 3 and set(row["spread"]) == set(WHAT_IF_METRICS)
+    assert all(v >= 0 for v in row["spread"].values())
+    assert wi.progress.value == wi.progress.max == 18
+    spread_line = wi.table_text().splitlines()[-1]
+    assert "between 3 seeds" in spread_line
+    assert "±" in wi.table.value
+    # One seed: no spread to show, and it is zero.
+    one = WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16,
+                 architecture="tiny_conv", cache=False, work_dir=tmp_path / "one")
+    one.retrain_button.click()
+    assert one.results[-1]["spread"] == dict.fromkeys(WHAT_IF_METRICS, 0.0)
+    assert "between" not in one.table_text()
+    with pytest.raises(ValueError, match="seeds must be 1 or more"):
+        WhatIf(corpus, seeds=0)
+
+
+def test_a_run_already_made_comes_from_the_cache(corpus, tmp_path, monkeypatch):
+    monkeypatch.setenv("KWLESSON_HOME", str(tmp_path / "home"))
+
+    def panel(k):
+        return WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16,
+                      architecture="tiny_conv", work_dir=tmp_path / f"w{k}")
+
+    first = panel(0)
+    first.retrain_button.click()
+    assert len(list((tmp_path / "home" / "what_if").glob("*.json"))) == 1
+
+    def broken(*args, **kwargs):
+        raise AssertionError("trained again although the run is cached")
+
+    monkeypatch.setattr("kwlesson.widgets.train", broken)
+    second = panel(1)
+    second.retrain_button.click()
+    assert second.status.value.startswith("run 1 done"), second.status.value
+    same = [name for name in WHAT_IF_METRICS
+            if second.results[-1][name] == first.results[-1][name]]
+    assert same == list(WHAT_IF_METRICS)
+    assert (second.last.confusion == first.last.confusion).all()
+    # Other settings are another run: trained (here: the broken stand-in, shown to the student).
+    second.unknown_slider.value = 40
+    second.retrain_button.click()
+    assert second.status.value.startswith("Retrain failed: trained again")
+    # A damaged entry is retrained, never trusted.
+    for path in (tmp_path / "home" / "what_if").glob("*.json"):
+        path.write_text("{not json")
+    third = panel(2)
+    third.retrain_button.click()
+    assert third.status.value.startswith("Retrain failed: trained again")
 
 
 def test_a_failed_run_is_shown_not_lost(panel, monkeypatch):
