@@ -1502,7 +1502,9 @@ def quick_model(verbosity: str = "warn", progress: bool = True,
                                     "summaries_dir": str(folder / "logs"),
                                     "verbosity": verbosity})
             # A text log (verbosity info/debug) or, by default, one bar with time left.
-            bar = (BarProgress("training the course's quick model (once)")
+            what = ("the course's quick model" if not overrides
+                    else f"{config.model_architecture}, {config.total_steps()} steps")
+            bar = (BarProgress(f"training {what} (once)")
                    if progress and config.verbosity not in ("debug", "info") else None)
             result = train(config, observer=bar)
             if result.stopped:
