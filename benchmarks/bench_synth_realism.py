@@ -10,8 +10,8 @@ The ablation switches off one ingredient of the synthetic speakers at a time (le
 plus 'none' (one plain voice) and 'all', and reports what each ingredient is worth.
 
 Run (a few minutes per configuration on 2 cores; results in benchmarks/RESULTS.md):
-    python benchmarks/bench_synth_realism.py                      # default dataset: ~58%
-    python benchmarks/bench_synth_realism.py --official-noise     # also mix the real noises
+    python benchmarks/bench_synth_realism.py --speakers 100       # ~58% (RESULTS.md)
+    python benchmarks/bench_synth_realism.py --speakers 100 --official-noise   # + real noises
     python benchmarks/bench_synth_realism.py --ablation --speakers 60 --epochs 16   # the table
 """
 
