@@ -10,6 +10,12 @@ process (its own peak memory), one at a time.
     python benchmarks/bench_quick_recipe.py --list
     python benchmarks/bench_quick_recipe.py --candidates current ds_cnn_800 --speakers 300
     python benchmarks/bench_quick_recipe.py --candidates ds_cnn_800 --seeds 1 2 3 --record
+    python benchmarks/bench_quick_recipe.py --candidates current --seeds 59185 1 2 \
+        --speakers 500 --stream
+
+``--stream`` also scores lesson 08's stream as the lesson makes it (180 s of offline test-split
+words over the offline noise, its RecognizeCommands settings: 500 ms, 0.7, 1500 ms, 3) and
+counts false accepts per hour on 10 minutes of that noise without words.
 
 Without the real clips the real-speech column says so and the offline figures still print.
 """
@@ -30,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Deterministic kernels, as the lessons and the tests train: ``current`` with seed 59185 is then
+# the course's quick model itself, not another draw of its recipe.
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
 
 DEV_SET = "speech_commands_test_set_v0.02_dev"
 _ADAM_DS_CNN = {"model_architecture": "ds_cnn", "optimizer": "adam",
@@ -65,10 +74,52 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "tc_resnet_s20_1800": {**_TC_RESNET_S20, "how_many_training_steps": "1350,450"},
     # 800 steps: what lesson 03's live run can afford in about a minute and a half.
     "tc_resnet_s20_800": {**_TC_RESNET_S20, "how_many_training_steps": "600,200"},
+    # The quick recipe with words further off centre in training (streaming: a word can sit
+    # anywhere in the window).
+    "current_shift200": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
+                         "time_shift_ms": 200.0},
+    "current_shift300": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
+                         "time_shift_ms": 300.0},
+    # More unknown words or more silence in every batch (the seed's defaults are 10% each).
+    "current_unknown25": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
+                          "unknown_percentage": 25.0},
+    "current_silence20": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
+                          "silence_percentage": 20.0},
 }
 
+# Lesson 08's settings (its parameters cell) and the recordings it makes.
+STREAM_SECONDS, NOISE_SECONDS = 180, 600
+STREAM_SETTINGS = {"average_window_duration_ms": 500, "detection_threshold": 0.7,
+                   "suppression_ms": 1500, "minimum_count": 3}
 
-def _one(name: str, fields: dict[str, Any], speakers: int, seed: int, work: Path) -> dict:
+
+def _stream_figures(model: Any, data_dir: Path, work: Path) -> dict:
+    """Lesson 08's stream: correct / wrong / false-positive percentages, false accepts per hour."""
+    from kwlesson import streaming
+    from kwlesson.audio import read_wav
+    from kwlesson.data import SpeechCommands
+
+    clips = SpeechCommands(data_dir, silence_percentage=0, unknown_percentage=None,
+                           progress=False)
+    test = streaming.generate_streaming_test(clips, work / "s.wav", work / "s.txt",
+                                             STREAM_SECONDS)
+    quiet = streaming.generate_streaming_test(clips, work / "n.wav", work / "n.txt",
+                                              NOISE_SECONDS, with_words=False)
+    stream_model = streaming.keras_stream_model(model.model, model.labels, model.settings)
+    truth = streaming.read_ground_truth(test.labels_file, model.labels)
+    times, scores = streaming.stream_scores(read_wav(test.wav), stream_model)
+    stats = streaming.calculate_accuracy_stats(
+        truth, streaming.recognize_scores(times, scores, model.labels, **STREAM_SETTINGS))
+    q_times, q_scores = streaming.stream_scores(read_wav(quiet.wav), stream_model)
+    accepts = streaming.recognize_scores(q_times, q_scores, model.labels, **STREAM_SETTINGS)
+    return {"stream_correct": stats.correct_percentage, "stream_wrong": stats.wrong_percentage,
+            "stream_fp": stats.false_positive_percentage,
+            "false_accepts_per_hour": len(accepts) * 3600 / quiet.duration_s,
+            "false_accept_labels": sorted({d.label for d in accepts})}
+
+
+def _one(name: str, fields: dict[str, Any], speakers: int, seed: int, work: Path,
+         stream: bool = False) -> dict:
     """Train one candidate (in this process) and score it; returns a row."""
     from kwlesson import synth
     from kwlesson.config import shared_datasets_dir
@@ -96,6 +147,8 @@ def _one(name: str, fields: dict[str, Any], speakers: int, seed: int, work: Path
         ev = evaluate(load_trained(result.checkpoint_path), folder=shared / DEV_SET)
         row.update(real=ev.accuracy, real_n=ev.n,
                    real_recall={k: v for k, v in ev.recall.items()})
+    if stream:
+        row.update(_stream_figures(load_trained(result.checkpoint_path), data_dir, run))
     row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     return row
 
@@ -104,7 +157,11 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
-def _markdown(rows: list[dict], command: str) -> str:
+_STREAM_HEAD = (" lesson 08 stream: correct | wrong | false positives | false accepts / hour "
+                "(labels) |")
+
+
+def _markdown(rows: list[dict], command: str, stream: bool = False) -> str:
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -113,12 +170,18 @@ def _markdown(rows: list[dict], command: str) -> str:
     lines = [f"Run {when}, `{platform.machine()}`, {os.cpu_count()} cores, Python "
              f"{platform.python_version()}, load at the end {load}. Command: `{command}`", "",
              "| candidate | seed | speakers | steps | offline test | real speech | train s "
-             "(CPU s) | steps/s | peak MB |", "|---|---:|---:|---:|---|---|---:|---:|---:|"]
+             "(CPU s) | steps/s | peak MB |" + (_STREAM_HEAD if stream else ""),
+             "|---|---:|---:|---:|---|---|---:|---:|---:|" + ("---:|" * 4 if stream else "")]
     for r in rows:
-        lines.append(f"| {r['candidate']} | {r['seed']} | {r['speakers']} | {r['steps']} | "
-                     f"{_pct(r['offline_test'])} (N={r['offline_n']}) | {_pct(r['real'])} "
-                     f"(N={r['real_n']}) | {r['train_wall_s']} ({r['train_cpu_s']}) | "
-                     f"{r['steps_per_s']} | {r['peak_mb']} |")
+        line = (f"| {r['candidate']} | {r['seed']} | {r['speakers']} | {r['steps']} | "
+                f"{_pct(r['offline_test'])} (N={r['offline_n']}) | {_pct(r['real'])} "
+                f"(N={r['real_n']}) | {r['train_wall_s']} ({r['train_cpu_s']}) | "
+                f"{r['steps_per_s']} | {r['peak_mb']} |")
+        if stream:
+            line += (f" {r['stream_correct']:.1f}% | {r['stream_wrong']:.1f}% | "
+                     f"{r['stream_fp']:.1f}% | {r['false_accepts_per_hour']:.0f} "
+                     f"({', '.join(r['false_accept_labels']) or 'none'}) |")
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[59185], help="training seeds")
     p.add_argument("--list", action="store_true", help="print the candidates and exit")
     p.add_argument("--record", action="store_true", help="append the table to RESULTS.md")
+    p.add_argument("--stream", action="store_true",
+                   help="also score lesson 08's stream and false accepts per hour of its noise")
     p.add_argument("--one", help=argparse.SUPPRESS)  # child process: name:seed:speakers:work
     args = p.parse_args(argv)
     if args.list:
@@ -137,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {json.dumps(fields)}")
         return 0
     if args.one:
-        name, seed, speakers, work = args.one.split(":", 3)
-        print(json.dumps(_one(name, CANDIDATES[name], int(speakers), int(seed), Path(work))))
+        name, seed, speakers, stream, work = args.one.split(":", 4)
+        print(json.dumps(_one(name, CANDIDATES[name], int(speakers), int(seed), Path(work),
+                              stream == "1")))
         return 0
     unknown = [c for c in args.candidates if c not in CANDIDATES]
     if unknown:
@@ -149,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 print(f"training {name} (seed {seed}) ...", flush=True)
                 done = subprocess.run(
-                    [sys.executable, __file__, "--one", f"{name}:{seed}:{args.speakers}:{work}"],
+                    [sys.executable, __file__, "--one",
+                     f"{name}:{seed}:{args.speakers}:{int(args.stream)}:{work}"],
                     capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(done.stderr[-3000:], file=sys.stderr)
@@ -157,10 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                 row = json.loads(done.stdout.strip().splitlines()[-1])
                 print(f"  offline test {_pct(row['offline_test'])} (N={row['offline_n']}), "
                       f"real {_pct(row['real'])} (N={row['real_n']}), "
-                      f"{row['train_wall_s']} s", flush=True)
+                      f"{row['train_wall_s']} s"
+                      + (f", stream {row['stream_correct']:.1f}% correct, {row['stream_fp']:.1f}% "
+                         f"false positives, {row['false_accepts_per_hour']:.0f} false accepts/h"
+                         if args.stream else ""), flush=True)
                 rows.append(row)
     command = "python benchmarks/bench_quick_recipe.py " + " ".join(sys.argv[1:])
-    table = _markdown(rows, command)
+    table = _markdown(rows, command, args.stream)
     print(table)
     if args.record:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
