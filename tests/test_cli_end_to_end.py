@@ -54,13 +54,15 @@ def test_freeze_then_label_wav(workflow, capsys):
     assert (export_dir / "labels.txt").read_text().split()[2:] == ["yes", "no"]
     card = json.loads((export_dir / "model_card.json").read_text())
     assert card["labels"][2:] == ["yes", "no"]
-    # Raw MFCCs of speech with silence: coefficient 0 is rescaled for both int8 files, and
-    # the micro model, fed as the card says, keeps the Keras model's decisions.
+    # Raw MFCCs of speech with silence: freeze tries coefficient 0 rescaled for the int8 files
+    # and keeps whichever is closer to float on its check clips (which one wins depends on the
+    # trained weights, so on the machine: seen both ways); the card, the C header and the
+    # micro model, fed as the card says, must then agree and keep the Keras model's decisions.
     rescaling = card["calibration"]["int8_input_rescaling"]
-    distances = rescaling["check_probability_distance"]
-    assert rescaling["kept"] and distances["rescaled"] < distances["as_trained"]
+    assert rescaling["divided_by"] >= 2 and set(rescaling["check_probability_distance"]) >= {
+        "rescaled", "as_trained"}
     divisor = card["micro_input"]["bin0_divisor"]
-    assert divisor == rescaling["divided_by"] >= 2
+    assert divisor == (rescaling["divided_by"] if rescaling["kept"] else 1.0)
     assert f"kFeatureBin0Divisor = {divisor!r}f;" in (export_dir / "model_data.h").read_text()
     # (Measured: mean L1 distance to the float file's probabilities 0.013 with the rescaling,
     # 0.19 when the caller forgets it.)
