@@ -46,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from kwlesson import export, models
+from kwlesson import export, models, quantization, verify
 from kwlesson.config import shared_datasets_dir
 from kwlesson.features import FeatureSettings, compute_features
 
@@ -86,19 +86,20 @@ def untrained_files(arch: str, settings: FeatureSettings, labels: int) -> dict[s
     audio = (0.1 * rng.standard_normal((32, settings.desired_samples))).astype(np.float32)
     feats = compute_features(audio, settings).numpy()
     model = models.create_model(arch, settings.shape, labels)
-    logits = export.frozen_logits(model)
-    audio_fn = export._audio_fn(logits, settings)
+    logits = quantization.frozen_logits(model)
+    audio_fn = quantization.audio_fn(logits, settings)
     return {
-        "float": export.convert(audio_fn, "float"),
-        "int8": export.convert(audio_fn, "int8", lambda: ([a[None]] for a in audio)),
-        "micro": export.convert(export._features_fn(logits, settings), "micro",
+        "float": quantization.convert(audio_fn, "float"),
+        "int8": quantization.convert(audio_fn, "int8", lambda: ([a[None]] for a in audio)),
+        "micro": quantization.convert(quantization.features_fn(logits, settings), "micro",
                                 lambda: ([f[None]] for f in feats)),
     }
 
 
 def trained_files(arch: str, args: argparse.Namespace, work: Path) -> tuple[dict, dict]:
     """Train ``arch`` briefly, freeze it, verify it: (files, verify report)."""
-    from kwlesson.training import TrainConfig, latest_checkpoint, train
+    from kwlesson.runs import TrainConfig, latest_checkpoint
+    from kwlesson.training import train
 
     train_dir = work / arch
     ckpt = latest_checkpoint(train_dir, arch)
@@ -120,7 +121,7 @@ def trained_files(arch: str, args: argparse.Namespace, work: Path) -> tuple[dict
     out = work / f"{arch}_export"
     int8 = arch not in export.INT8_UNSUPPORTED
     export.freeze(ckpt, out, quantize=int8, stream=io.StringIO())
-    report = export.verify(out)
+    report = verify.verify(out)
     files = {kind: (out / name).read_bytes() for kind, name in (
         ("float", export.FLOAT_TFLITE), ("int8", export.INT8_TFLITE),
         ("micro", export.MICRO_TFLITE)) if (out / name).is_file()}
@@ -140,7 +141,7 @@ def front_end_file(settings: FeatureSettings) -> bytes:
     def front_end(audio: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"features": compute_features(audio, settings, dft="matrix")}
 
-    return export.convert(front_end.get_concrete_function(), "float")
+    return quantization.convert(front_end.get_concrete_function(), "float")
 
 
 def existing_files(work: Path, arch: str) -> dict[str, bytes] | None:

@@ -5,7 +5,7 @@ splits crossing by a clip or two. This benchmark asks three questions of the sam
 real-speech models (it reuses ``--work`` from bench_verification, training what is missing):
 
 1. **The scores' range.** The int8 scores before the softmax have one range for all clips
-   (``export._averaged_ranges``: from 8 below the lowest best score of the calibration clips
+   (``quantization.averaged_ranges``: from 8 below the lowest best score of the calibration clips
    to 50% above their largest runner-up). Keras' own scores are rounded to other such ranges
    (starting ``k`` below the lowest best, ``headroom`` above the runner-up) and compared with
    Keras: top-1 disagreement and the mean L1 distance of the probabilities (as freeze judges
@@ -14,7 +14,7 @@ real-speech models (it reuses ``--work`` from bench_verification, training what 
 2. **A per-class bias.** The micro model's dequantised scores minus Keras' on 1,000
    augmented training clips (where neither saturates), per label; subtracting that mean from
    the last layer's int32 bias ("bias correction") and counting the validation flips again.
-3. **Chance.** From each model's validation flips (``export.verify``: clips right in float
+3. **Chance.** From each model's validation flips (``verify.verify``: clips right in float
    only / in int8 only), pooled per architecture: the probability that one more model of that
    recipe crosses the 1-point line on a split of that size, with the two flip counts taken as
    Poisson at the pooled rates.
@@ -58,17 +58,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from kwlesson import export
+from kwlesson import export, quantization, runtime, verify
 from kwlesson.config import shared_datasets_dir
 from kwlesson.features import compute_features
-from kwlesson.training import (
+from kwlesson.runs import (
     TrainConfig,
-    _training_batches,
-    _write_checkpoint,
-    _write_run_files,
     checkpoint_prefix,
     load_trained,
+    write_checkpoint,
+    write_run_files,
 )
+from kwlesson.training import training_batches
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import load
@@ -88,7 +88,7 @@ def rounded(scores: np.ndarray, low: float, top: float) -> np.ndarray:
     """Scores as an int8 tensor spanning [low, top] holds them (verify's rounding), in float."""
     step = (top - low) / 255
     zero = round(-128 - low / step)
-    return (export._rounded_scores(scores, step, zero).astype(np.float64) - zero) * step
+    return (verify.rounded_scores(scores, step, zero).astype(np.float64) - zero) * step
 
 
 def compare(scores: np.ndarray, low: float, top: float) -> tuple[float, float]:
@@ -102,14 +102,14 @@ def compare(scores: np.ndarray, low: float, top: float) -> tuple[float, float]:
 
 def micro_scores(blob: bytes, x: np.ndarray) -> tuple[np.ndarray, dict]:
     """The micro model's scores going into its softmax (dequantised), and that op's inputs."""
-    interp = export._litert_interpreter(blob, delegate=False, preserve_all_tensors=True)
+    interp = runtime.litert_interpreter(blob, delegate=False, preserve_all_tensors=True)
     tensors = interp.get_tensor_details()
     ops = interp._get_ops_details()
     scores = next(op for op in ops if op["op_name"] == "SOFTMAX")["inputs"][0]
     last = next(op for op in ops if scores in op["outputs"])
     scale, zero = tensors[scores]["quantization"]
     inp = interp.get_input_details()[0]
-    q = export.TFLiteModel(blob, delegate=False).quantize_input(x)
+    q = runtime.TFLiteModel(blob, delegate=False).quantize_input(x)
     out = []
     for row in q:
         interp.set_tensor(inp["index"], row[None])
@@ -171,7 +171,7 @@ def finetune(ckpt: str, out_dir: Path, steps: int, fake_quant: bool, bin0_diviso
     ranges = {"input": (float(x_cal.min()), float(x_cal.max()))}
     for name, value in forward(tf.constant(calib), False)[1].items():
         v = value.numpy().reshape(len(calib), -1)
-        if name == layers[-1].name:  # the scores: freeze's rule (export._averaged_ranges)
+        if name == layers[-1].name:  # the scores: freeze's rule (quantization.averaged_ranges)
             best = np.sort(v, -1)
             second = best[:, -2].max()
             ranges[name] = (max(v.min(-1).mean(), best[:, -1].min() - 8),
@@ -204,28 +204,28 @@ def finetune(ckpt: str, out_dir: Path, steps: int, fake_quant: bool, bin0_diviso
             k.assign(value)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
-    batches = iter(_training_batches(data, config, settings, trained.step))
+    batches = iter(training_batches(data, config, settings, trained.step))
     for _ in range(steps):
         step(*next(batches))
     run = TrainConfig.from_dict({**config.to_dict(), "train_dir": str(out_dir)})
-    _write_run_files(run, settings, trained.labels)
+    write_run_files(run, settings, trained.labels)
     done = tf.Variable(trained.step + steps, dtype=tf.int64, trainable=False)
-    return _write_checkpoint(tf.train.Checkpoint(model=model, step=done),
+    return write_checkpoint(tf.train.Checkpoint(model=model, step=done),
                              checkpoint_prefix(out_dir, config.model_architecture,
                                                trained.step + steps), 1)
 
 
 def _front_end_and_scores(float_model: bytes) -> list[str]:
-    """export._front_end_nodes plus the scores going into the softmax and the softmax's output:
+    """quantize.front_end_nodes plus the scores going into the softmax and the softmax's output:
     the tensors the quantiser is told to leave in float."""
     names = FRONT_END_NODES(float_model)
-    interp = export._litert_interpreter(float_model, delegate=False)
+    interp = runtime.litert_interpreter(float_model, delegate=False)
     tensors = interp.get_tensor_details()
     softmax = next(op for op in interp._get_ops_details() if op["op_name"] == "SOFTMAX")
     return names + [tensors[softmax["inputs"][0]]["name"], tensors[softmax["outputs"][0]]["name"]]
 
 
-FRONT_END_NODES = export._front_end_nodes
+FRONT_END_NODES = quantization.front_end_nodes
 
 
 def drop_cell(report: dict) -> str:
@@ -295,14 +295,14 @@ def main() -> None:
             name = f"{arch} seed {seed}"
             trained = load_trained(ckpt)
             model, settings, config = trained.model, trained.settings, trained.config
-            data = export._data_for(config)
+            data = export.run_data(config)
             calib = features(export.calibration_audio(data, settings, 300, seed=config.seed),
                              settings)
             augmented = features(export.calibration_audio(
                 data, settings, args.clips, seed=config.seed + 2, augment=config), settings)
             val_audio, truth = data.arrays("validation")
             val = features(val_audio, settings)
-            z_cal, z_aug, z_val = (export._keras_logits(model, x).astype(np.float64)
+            z_cal, z_aug, z_val = (quantization.keras_logits(model, x).astype(np.float64)
                                    for x in (calib, augmented, val))
             best = np.sort(z_cal, -1)
             low_avg, top_avg = z_cal.min(-1).mean(), z_cal.max(-1).mean()
@@ -332,7 +332,7 @@ def main() -> None:
                            f"({int(np.sum((kp == truth) & (qp != truth)))} / "
                            f"{int(np.sum((qp == truth) & (kp != truth)))})")
             bias_rows.append(row)
-            report = export.verify(out, data=data, split="validation", micro=False)
+            report = verify.verify(out, data=data, split="validation", micro=False)
             f = report["int8_flips"]
             flips.setdefault(arch, []).append(
                 (f["right_in_float_only"], f["right_in_int8_only"], report["clips"]))
@@ -345,7 +345,7 @@ def main() -> None:
                                      card["micro_input"]["bin0_divisor"], data)
                     tuned_out = args.work / f"export_{run.name}"
                     export.freeze(tuned, tuned_out, stream=io.StringIO())
-                    r = export.verify(tuned_out, data=data, split="validation", micro=False)
+                    r = verify.verify(tuned_out, data=data, split="validation", micro=False)
                     f = r["int8_flips"]
                     row.append(f"{100 * r['accuracy']['float']:.2f} / "
                                f"{100 * r['agreement']['int8_vs_float']:.2f} "
@@ -353,9 +353,9 @@ def main() -> None:
                 tuned_rows.append(row)
             if args.float_scores:
                 wide = args.work / f"float_scores_{Path(ckpt).parent.name}"
-                with mock.patch.object(export, "_front_end_nodes", _front_end_and_scores):
+                with mock.patch.object(export, "front_end_nodes", _front_end_and_scores):
                     export.freeze(ckpt, wide, stream=io.StringIO())
-                r = export.verify(wide, data=data, split="validation", micro=False)
+                r = verify.verify(wide, data=data, split="validation", micro=False)
                 score_rows.append([
                     name, *(f"{(d / export.INT8_TFLITE).stat().st_size:,}" for d in (out, wide)),
                     drop_cell(report), drop_cell(r)])

@@ -124,7 +124,8 @@ def _one(name: str, fields: dict[str, Any], speakers: int, seed: int, work: Path
     from kwlesson import synth
     from kwlesson.config import shared_datasets_dir
     from kwlesson.evaluation import evaluate
-    from kwlesson.training import QUICK_RECIPE, TrainConfig, load_trained, train
+    from kwlesson.runs import TrainConfig, load_trained
+    from kwlesson.training import QUICK_RECIPE, train
 
     data_dir = synth.offline_dataset(speakers=speakers, progress=False)
     base = dict(QUICK_RECIPE) if name == "current" else {"eval_step_interval": 400,

@@ -115,7 +115,8 @@ def run_one(name: str, out: Path, work: Path) -> None:
     import warnings
 
     from kwlesson.data import DataWarning
-    from kwlesson.training import TrainConfig, train
+    from kwlesson.runs import TrainConfig
+    from kwlesson.training import train
 
     warnings.simplefilter("ignore", DataWarning)
     dev, noise = shared_paths()  # type: ignore[misc]  # the parent checked

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nreal-time factor on {args.threads} thread(s), {test.duration_s:g} s stream, "
           "stride 30 ms, batch 256 (untrained weights: speed does not depend on them):")
-    from kwlesson.training import load_trained
+    from kwlesson.runs import load_trained
 
     settings = load_trained(checkpoint).settings
     labels = model.labels

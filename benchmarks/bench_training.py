@@ -32,7 +32,9 @@ import tensorflow as tf  # noqa: E402
 from kwlesson.config import shared_datasets_dir  # noqa: E402
 from kwlesson.data import BACKGROUND_NOISE_DIR_NAME, SpeechCommands  # noqa: E402
 from kwlesson.models import ARCHITECTURES  # noqa: E402
-from kwlesson.training import TrainConfig, TrainingObserver, train  # noqa: E402
+from kwlesson.progress import TrainingObserver
+from kwlesson.runs import TrainConfig
+from kwlesson.training import train  # noqa: E402
 
 
 class StepClock(TrainingObserver):

@@ -44,9 +44,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from kwlesson import export
+from kwlesson import export, verify
 from kwlesson.config import shared_datasets_dir
-from kwlesson.training import TrainConfig, latest_checkpoint, quick_model, train
+from kwlesson.runs import TrainConfig, latest_checkpoint
+from kwlesson.training import quick_model, train
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_real_speech import RECIPES  # noqa: E402  (the recipes, not a copy of them)
@@ -187,13 +188,13 @@ def main() -> None:
         rule = export.load_model_card(out)["calibration"]["ranges"]
         timings.append(f"freeze {dataset} {name}: {froze:.1f} s")
         for split in splits:
-            print(row(dataset, f"{name} ({rule})", export.verify(out, split=split)), flush=True)
+            print(row(dataset, f"{name} ({rule})", verify.verify(out, split=split)), flush=True)
         if dataset == "offline" and fresh is not None:
-            report = export.verify(out, data=fresh, split="validation+testing")
+            report = verify.verify(out, data=fresh, split="validation+testing")
             report["split"] = "all"  # fresh data: every clip is held out
             print(row("offline, seed 1 (new voices)", f"{name} ({rule})", report), flush=True)
         if dataset == "offline" and real_all is not None:
-            report = export.verify(out, data=real_all, split="validation+testing")
+            report = verify.verify(out, data=real_all, split="validation+testing")
             report["split"] = "all"
             print(row("real, every clip (never trained on)", f"{name} ({rule})", report),
                   flush=True)

@@ -9,8 +9,7 @@ is cheap: TensorFlow loads only when a module that needs it is imported.
 """
 
 from kwlesson.config import data_home, pick, quick_mode, set_seed, setup, shared_datasets_dir
-
-__version__ = "0.1.0"
+from kwlesson.version import __version__
 
 
 def quick_model(**overrides):

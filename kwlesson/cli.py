@@ -13,6 +13,167 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# --------------------------------------------------------------------------------------------
+# What each subcommand runs: argument values in, an exit status out (0 done, 1 failed, 2 bad
+# input), one readable line on stderr for an error, never a traceback
+
+
+def freeze_command(start_checkpoint: str, output_dir: str,
+                   model_architecture: str | None = None,
+                   data_dir: str | None = None, calibration_clips: int | None = None,
+                   quantize: bool = True, verify_split: str | None = None,
+                   calibration: str | None = None) -> int:
+    """``kwlesson freeze --start_checkpoint CKPT --output_dir DIR``; 0 on success, 2 on bad
+    input, 1 when a conversion failed or ``verify_split`` was given and a check failed.
+    ``calibration``: the int8 range rule, as :func:`kwlesson.export.freeze` (None: its
+    default); ``calibration_clips`` None: freeze's default.
+
+    >>> freeze_command("/tmp/train/tiny_conv.ckpt-400", "/tmp/kws")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.audio import AudioError
+    from kwlesson.export import DEFAULT_CALIBRATION_CLIPS, freeze
+    from kwlesson.verify import format_verification, verify
+
+    if calibration_clips is None:
+        calibration_clips = DEFAULT_CALIBRATION_CLIPS
+
+    try:
+        result = freeze(start_checkpoint, output_dir, model_architecture=model_architecture,
+                        data_dir=data_dir, calibration_clips=calibration_clips,
+                        quantize=quantize, calibration=calibration)
+        if verify_split:
+            report = verify(result.output_dir, data_dir, split=verify_split)
+            print(format_verification(report))
+            return 0 if report["passed"] else 1
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as err:
+        print(f"kwlesson freeze: {err}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # a converter failure: not the user's input
+        print(f"kwlesson freeze: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def label_wav_command(graph: str, wav: str, labels: str | None = None,
+                   how_many_labels: int = 3) -> int:
+    """``kwlesson label-wav --graph MODEL --wav FILE_OR_FOLDER [--labels FILE]
+    [--how_many_labels 3]`` (the seed's flag names); 0 on success, 2 on bad input.
+
+    >>> label_wav_command("/tmp/kws", "yes.wav")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.audio import AudioError
+    from kwlesson.label_wav import label_wav
+
+    try:
+        label_wav(graph, wav, top_k=how_many_labels, labels=labels)
+    except (FileNotFoundError, ValueError, AudioError) as err:
+        print(f"kwlesson label-wav: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def wav_to_spectrogram_command(input_wav: str, output_image: str, window_size: int = 256,
+                            stride: int = 128, brightness: float = 64.0) -> int:
+    """``kwlesson wav-to-spectrogram --input_wav FILE --output_image PNG [--window_size 256]
+    [--stride 128] [--brightness 64]``; 0 on success, 2 on bad input.
+
+    >>> wav_to_spectrogram_command("yes.wav", "/tmp/spectrogram.png")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.audio import AudioError
+    from kwlesson.features import wav_to_spectrogram
+
+    try:
+        image = wav_to_spectrogram(input_wav, output_image, window_size, stride, brightness)
+    except (FileNotFoundError, ValueError, AudioError) as err:
+        print(f"kwlesson wav-to-spectrogram: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {output_image} ({image.shape[1]} x {image.shape[0]} pixels: frequency "
+          "across, time down)")
+    return 0
+
+
+def download_command(
+    dataset: str = "v0.02",
+    dest: str | Path | None = None,
+    mirror: str | Path | None = None,
+    *,
+    base_url: str | None = None,
+    progress: bool = True,
+) -> int:
+    """What ``kwlesson data download`` runs: 0 on success, 1 on a failed download, 2 on bad input.
+
+    Errors are printed to stderr as one readable message, never a traceback.
+
+    >>> download_command("test_v0.02", "/srv/kw", mirror=None)  # doctest: +SKIP
+    0
+    """
+    from kwlesson.download import DownloadError, download_dataset
+
+    try:
+        download_dataset(dataset, dest, mirror, progress, base_url=base_url)
+    except ValueError as exc:
+        print(f"kwlesson data download: {exc}", file=sys.stderr)
+        return 2
+    except DownloadError as exc:
+        print(f"kwlesson data download: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "kwlesson data download: interrupted; run the same command to resume.", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+def evaluate_command(checkpoint: str, split: str = "testing", folder: str | None = None,
+                     data_dir: str | None = None, batch_size: int = 100,
+                     json_path: str | None = None) -> Any:
+    """What ``kwlesson evaluate`` does: evaluate, print the report, optionally write JSON.
+
+    >>> evaluate_command("/tmp/speech_commands_train", folder="test_set")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from kwlesson.evaluation import evaluate
+
+    ev = evaluate(checkpoint, split=split, folder=folder, data_dir=data_dir,
+                  batch_size=batch_size)
+    print(ev.format())
+    if json_path:
+        Path(json_path).write_text(json.dumps(ev.to_dict(), indent=2) + "\n")
+        print(f"Wrote {json_path}")
+    return ev
+
+
+def synth_command(
+    words: Sequence[str] | None = None,
+    speakers: int | None = None,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """What ``kwlesson data synth [--words W ...] [--speakers N] [--out DIR] [--seed S]`` runs.
+
+    Without ``out`` the dataset goes to the cache (the one the lessons use).
+
+    >>> synth_command(words=["yes", "kwlesson"], speakers=8, out="/tmp/mine")  # doctest: +SKIP
+    """
+    from kwlesson.synth import DEFAULT_SPEAKERS, offline_dataset, synthesize_dataset
+
+    speakers = DEFAULT_SPEAKERS if speakers is None else speakers
+    if out is None:
+        return offline_dataset(speakers=speakers, seed=seed, words=words, progress=progress)
+    return synthesize_dataset(out, words=words, speakers=speakers, seed=seed, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------
+# argv -> the functions above
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -27,7 +188,7 @@ def _data_synth(args: argparse.Namespace) -> int:
             return 2
     speakers = args.speakers if args.speakers is not None else synth.DEFAULT_SPEAKERS
     try:
-        synth.synth_command(words=words, speakers=speakers, out=args.out, seed=args.seed)
+        synth_command(words=words, speakers=speakers, out=args.out, seed=args.seed)
     except ValueError as exc:
         print(f"kwlesson data synth: {exc}", file=sys.stderr)
         return 2
@@ -35,9 +196,8 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _data_download(args: argparse.Namespace) -> int:
-    from kwlesson import download
 
-    return download.main_download(args.dataset, args.dest, args.mirror, base_url=args.base_url)
+    return download_command(args.dataset, args.dest, args.mirror, base_url=args.base_url)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -66,7 +226,6 @@ def _data_info(args: argparse.Namespace) -> int:
 SEED_DATA_DIR = "/tmp/speech_dataset/"
 
 
-
 def _has_wavs(folder: str) -> bool:
     from pathlib import Path
 
@@ -77,9 +236,10 @@ def _has_wavs(folder: str) -> bool:
 def _train(args: argparse.Namespace) -> int:
     from kwlesson import config as kw_config
     from kwlesson.faults import RunError, check_folder
-    from kwlesson.training import QUICK_RECIPE, TrainConfig, train
+    from kwlesson.runs import TrainConfig
+    from kwlesson.training import QUICK_RECIPE, train
 
-    given = {k: v for k, v in vars(args).items() if k in _TRAIN_FIELDS}
+    given = {k: v for k, v in vars(args).items() if k in TRAIN_FIELDS}
     named = getattr(args, "recipe", None)
     if named:  # the recipe's fields, then the flags given
         from kwlesson.recipes import recipe
@@ -129,19 +289,18 @@ def _train(args: argparse.Namespace) -> int:
     return 130 if result.stopped else 0
 
 
-_TRAIN_FIELDS: set[str] = set()
+TRAIN_FIELDS: set[str] = set()
 #: Subcommands that load TensorFlow: it is imported quietly before they start.
 TENSORFLOW_COMMANDS = {"train", "evaluate", "freeze", "label-wav", "generate-streaming-test",
                        "test-streaming-accuracy"}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kwlesson import evaluation
     from kwlesson.faults import check_numbers
 
     try:
         check_numbers(batch_size=args.batch_size)
-        evaluation.evaluate_command(args.start_checkpoint, split=args.split, folder=args.folder,
+        evaluate_command(args.start_checkpoint, split=args.split, folder=args.folder,
                                     data_dir=args.data_dir, batch_size=args.batch_size,
                                     json_path=args.json)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
@@ -153,7 +312,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _freeze(args: argparse.Namespace) -> int:
     from kwlesson import export
 
-    return export.main_freeze(args.start_checkpoint, args.output_dir,
+    return freeze_command(args.start_checkpoint, args.output_dir,
                               model_architecture=args.model_architecture,
                               data_dir=args.data_dir, quantize=not args.no_quantize,
                               verify_split=args.verify, calibration=args.calibration,
@@ -163,16 +322,14 @@ def _freeze(args: argparse.Namespace) -> int:
 
 
 def _label_wav(args: argparse.Namespace) -> int:
-    from kwlesson import export
 
-    return export.main_label_wav(args.graph, args.wav, labels=args.labels,
+    return label_wav_command(args.graph, args.wav, labels=args.labels,
                                  how_many_labels=args.how_many_labels)
 
 
 def _wav_to_spectrogram(args: argparse.Namespace) -> int:
-    from kwlesson import export
 
-    return export.main_wav_to_spectrogram(args.input_wav, args.output_image,
+    return wav_to_spectrogram_command(args.input_wav, args.output_image,
                                           window_size=args.window_size, stride=args.stride,
                                           brightness=args.brightness)
 
@@ -197,9 +354,9 @@ def _test_streaming_accuracy(args: argparse.Namespace) -> int:
 
 
 def _student_copies(args: argparse.Namespace) -> int:
-    from kwlesson import checks
+    from kwlesson.student_copies import write_student_copies
 
-    written = checks.write_student_copies(args.source, args.out)
+    written = write_student_copies(args.source, args.out)
     print(f"{len(written)} student copies (solutions removed, outputs cleared) in {args.out}")
     return 0
 
@@ -211,10 +368,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """
     import dataclasses
 
-    from kwlesson.training import TrainConfig
+    from kwlesson.runs import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
-        _TRAIN_FIELDS.add(f.name)
+        TRAIN_FIELDS.add(f.name)
         kind = type(f.default)
         extra: dict = {}
         if kind is bool:

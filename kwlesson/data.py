@@ -2,7 +2,7 @@
 
 This is the seed tutorial's ``input_data.py`` (its ``AudioProcessor``) rebuilt for ``tf.data``:
 
-* the same stable, name-hash split (:func:`which_set`, bit-exact with the reference), so a clip
+* the same stable, name-hash split (:func:`which_set`, bit-exact with the seed), so a clip
   stays in its split when files are added and clips of one speaker stay together;
 * the same ``_silence_`` / ``_unknown_`` classes and quotas, the same seeded shuffling;
 * each file is decoded once (optionally cached on disk), then kept in memory as int16, so a
@@ -20,25 +20,22 @@ Introduced in notebook 02.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import math
 import os
 import random
 import re
 import statistics
-import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from kwlesson.audio import SAMPLE_RATE, AudioError, describe_wav, fit_length, read_wav
+from kwlesson.audio import SAMPLE_RATE, AudioError, describe_wav, read_wav
+from kwlesson.pipeline import INT16_SCALE, Background, Clips, batches, decode_all
 
 if TYPE_CHECKING:  # TensorFlow loads only when a dataset is built
     import tensorflow as tf
@@ -73,18 +70,16 @@ UNKNOWN_LABEL = "_unknown_"
 SILENCE_INDEX = 0
 UNKNOWN_INDEX = 1
 BACKGROUND_NOISE_DIR_NAME = "_background_noise_"
-#: The reference's hash bucket count (~134M); changing it would move clips between splits.
+#: The seed's hash bucket count (~134M); changing it would move clips between splits.
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1
-#: The reference's seed for picking and shuffling unknown clips.
+#: The seed example's random seed for picking and shuffling unknown clips.
 RANDOM_SEED = 59185
 DEFAULT_WANTED_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-#: Split names, in the order the reference fills them (this order matters for the RNG).
+#: Split names, in the order the seed fills them (this order matters for the RNG).
 SPLITS = ("validation", "testing", "training")
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 # Bump when the layout of the decoded-audio cache changes.
-_CACHE_VERSION = 1
-_INT16_SCALE = 32768.0
 _NOHASH = re.compile(r"_nohash_.*$")
 # "backward_0c540988_nohash_0.wav" in the test set's _unknown_ folder -> "0c540988_nohash_0.wav"
 _WORD_PREFIX = re.compile(r"^[^_]+_(?=[^_]+_nohash_)")
@@ -115,7 +110,7 @@ def hash_name(filename: str | os.PathLike) -> str:
 
 
 def hash_percentage(filename: str | os.PathLike) -> float:
-    """Where a file falls on the reference's 0-100 scale (SHA1 of :func:`hash_name`).
+    """Where a file falls on the seed's 0-100 scale (SHA1 of :func:`hash_name`).
 
     >>> round(hash_percentage("a5d485dc_nohash_0.wav"), 4)
     23.0808
@@ -127,7 +122,7 @@ def hash_percentage(filename: str | os.PathLike) -> float:
 def which_set(
     filename: str | os.PathLike, validation_percentage: float, testing_percentage: float
 ) -> str:
-    """'training', 'validation' or 'testing', decided by the file's name alone (as the reference).
+    """'training', 'validation' or 'testing', decided by the file's name alone (as the seed).
 
     Anything after ``_nohash_`` is ignored, so all clips of one speaker share a split, and a
     clip keeps its split when new files are added.
@@ -214,7 +209,7 @@ def _scan(
         if not clips:
             problems.append(f"{folder}: folder has no .wav/.flac files; word ignored")
             continue
-        # The reference lower-cases folder names, so 'Yes/' and 'yes/' are one word.
+        # The seed lower-cases folder names, so 'Yes/' and 'yes/' are one word.
         words.setdefault(folder.name.lower(), []).extend(clips)
     for d in unknown_dirs:
         clips, others = _list_folder(d)
@@ -241,126 +236,12 @@ def _list_folder(folder: Path) -> tuple[list[str], list[str]]:
 # Decoding once, caching on disk
 
 
-def _decode_one(path: str, samples: int, sample_rate: int) -> tuple[np.ndarray | None, int, str]:
-    """(int16 clip or None, original length, problem or '')."""
-    try:
-        x = read_wav(path, sample_rate=sample_rate)
-    except AudioError as err:
-        return None, 0, str(err).removeprefix(f"{path}: ")
-    except Exception as err:  # never stop halfway through a folder: report and carry on
-        return None, 0, f"cannot be read ({type(err).__name__}: {err})"
-    n = len(x)
-    x = fit_length(x, samples)
-    # int16 halves the memory of float32 and is exact for 16-bit sources.
-    q = np.clip(np.round(x * _INT16_SCALE), -32768, 32767).astype(np.int16)
-    return q, n, ""
-
-
-def _cache_key(paths: Sequence[str], samples: int, sample_rate: int) -> str:
-    h = hashlib.sha1(f"v{_CACHE_VERSION}|{samples}|{sample_rate}".encode())
-    for p in paths:
-        st = os.stat(p)
-        h.update(f"|{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "replace"))
-    return h.hexdigest()[:20]
-
-
-def _decode_all(
-    paths: Sequence[str],
-    samples: int,
-    sample_rate: int,
-    cache: bool,
-    progress: bool | None,
-) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
-    """int16 [len(paths), samples], original lengths, {path: problem} for files that failed."""
-    cache_file = None
-    if cache and paths:
-        from kwlesson.config import data_home
-
-        key = _cache_key(paths, samples, sample_rate)
-        cache_file = data_home() / "decoded" / f"clips-{key}.npz"
-        if cache_file.exists():
-            try:
-                with np.load(cache_file, allow_pickle=False) as z:
-                    failed = json.loads(str(z["failed"]))
-                    result = z["audio"], z["lengths"], failed
-                os.utime(cache_file)  # recently used: the last to be pruned
-                return result
-            except Exception:  # a damaged cache is rebuilt, never trusted
-                pass
-    audio = np.zeros((len(paths), samples), np.int16)
-    lengths = np.zeros(len(paths), np.int64)
-    failed: dict[str, str] = {}
-    # A bar only where decoding takes long enough to wonder (about 2,000 clips/s on 2 cores):
-    # the full Speech Commands, not the offline dataset's few thousand clips.
-    show = progress if progress is not None else len(paths) >= 10000
-    # libsndfile and soxr release the GIL, so a few threads decode faster than one.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        results = pool.map(lambda p: _decode_one(p, samples, sample_rate), paths, chunksize=64)
-        if show:
-            from tqdm.auto import tqdm
-
-            results = tqdm(results, total=len(paths), desc="decoding clips", unit="clip")
-        for i, (q, n, problem) in enumerate(results):
-            if q is None:
-                failed[paths[i]] = problem
-            else:
-                audio[i], lengths[i] = q, n
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp.npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, audio=audio, lengths=lengths, failed=np.array(json.dumps(failed)))
-            os.replace(tmp, cache_file)
-        except OSError:  # a read-only home just means no cache
-            Path(tmp).unlink(missing_ok=True)
-        prune_decoded_cache(cache_file.parent, keep=cache_file)
-    return audio, lengths, failed
-
-
-#: Most disk the decoded-audio cache may use, in MB (env KWLESSON_DECODED_CACHE_MB).
-DECODED_CACHE_MB = 1024
-
-
-def prune_decoded_cache(folder: Path, keep: Path | None = None,
-                        limit_mb: float | None = None) -> list[Path]:
-    """Delete the least recently used decoded-audio caches until the folder fits the limit.
-
-    Every distinct clip list (other words, other percentages) gets its own cache file, so
-    without a limit a term of experiments would fill the disk. ``keep`` is never deleted.
-
-    >>> prune_decoded_cache(data_home() / "decoded")  # doctest: +SKIP
-    []
-    """
-    if limit_mb is None:
-        limit_mb = float(os.environ.get("KWLESSON_DECODED_CACHE_MB", DECODED_CACHE_MB))
-    files = []
-    for f in Path(folder).glob("clips-*.npz"):
-        try:
-            st = f.stat()
-        except OSError:  # removed by another process meanwhile
-            continue
-        files.append((st.st_mtime, st.st_size, f))
-    files.sort()  # oldest first
-    total = sum(size for _, size, _ in files)
-    removed = []
-    for _, size, f in files:
-        if total <= limit_mb * 1e6:
-            break
-        if keep is not None and f == keep:
-            continue
-        f.unlink(missing_ok=True)
-        total -= size
-        removed.append(f)
-    return removed
-
-
 # --------------------------------------------------------------------------------------------
 # The data set
 
 
 class SpeechCommands:
-    """A Speech Commands-style folder, split and labelled as the reference does, ready for tf.data.
+    """A Speech Commands-style folder, split and labelled as the seed does, ready for tf.data.
 
     ``data_dir`` holds one folder per word (``yes/``, ``no/``, ...), optionally
     ``_background_noise_/`` with long noise recordings, and optionally ``_silence_/`` and
@@ -382,7 +263,7 @@ class SpeechCommands:
     also in ``data_home()/decoded``, keyed by the file list, sizes and mtimes, so the next run
     starts at once). Files that cannot be read are skipped and listed in :attr:`problems` and in
     one warning; clips that are too short or too long are padded or trimmed (listed in
-    :attr:`adjusted`). The quotas are counted from file names, as the reference does, before
+    :attr:`adjusted`). The quotas are counted from file names, as the seed does, before
     decoding: a split with unreadable wanted-word files gets their share of silence/unknown too.
 
     >>> sc = SpeechCommands("speech_commands_v0.02")  # doctest: +SKIP
@@ -472,9 +353,9 @@ class SpeechCommands:
             raise FileNotFoundError(f"{p}: unknown-sounds folder not found")
         return p
 
-    # -- the reference's prepare_data_index, with real _silence_ clips and None percentages --
+    # -- the seed's prepare_data_index, with real _silence_ clips and None percentages --
     def _build_index(self, words: dict[str, list[str]]) -> dict[str, list[Clip]]:
-        rng = random.Random(self.seed)  # same sequence as the reference's random.seed(...)
+        rng = random.Random(self.seed)  # same sequence as the seed's random.seed(...)
         wanted = set(self.wanted_words)
         index: dict[str, list[Clip]] = {s: [] for s in SPLITS}
         unknown: dict[str, list[Clip]] = {s: [] for s in SPLITS}
@@ -488,12 +369,12 @@ class SpeechCommands:
                     silence[split].append(Clip(path, SILENCE_LABEL))
                 else:
                     unknown[split].append(Clip(path, UNKNOWN_LABEL))
-        # The reference globs then appends per file; sorting makes the order independent of the
+        # The seed globs then appends per file; sorting makes the order independent of the
         # file system, so one seed gives one index everywhere.
         for s in SPLITS:
             index[s].sort()
             unknown[s].sort()
-        # A separate RNG for real silence keeps the reference's RNG sequence untouched.
+        # A separate RNG for real silence keeps the seed's RNG sequence untouched.
         silence_rng = random.Random(self.seed + 1)
         for s in SPLITS:
             n = len(index[s])
@@ -516,7 +397,7 @@ class SpeechCommands:
 
     def _load_audio(self, background_paths: list[str], cache: bool, progress: bool | None) -> None:
         paths = sorted({c.path for s in SPLITS for c in self.index[s] if c.path is not None})
-        audio, lengths, failed = _decode_all(paths, self.desired_samples, self.sample_rate,
+        audio, lengths, failed = decode_all(paths, self.desired_samples, self.sample_rate,
                                              cache, progress)
         for p, problem in failed.items():
             self.problems.append(f"{p}: {problem}; skipped")
@@ -643,7 +524,7 @@ class SpeechCommands:
         """
         rows, labels, synthetic = self.split_arrays(split)
         bg_pos, bg_vol = self._fixed_background(split, synthetic, silence_volume)
-        audio = self._audio[rows].astype(np.float32) / _INT16_SCALE
+        audio = self._audio[rows].astype(np.float32) / INT16_SCALE
         if bg_vol.any():
             k = np.nonzero(bg_vol)[0]
             excerpt = self._bg_flat[bg_pos[k, None] + np.arange(self.desired_samples)]
@@ -692,11 +573,11 @@ class SpeechCommands:
         Defaults follow the seed's train.py: the training split is shuffled, repeated forever and
         augmented; other splits are read once, in order, unchanged. Augmentation, as the
         reference: a random time shift in [-time_shift_ms, +time_shift_ms] with zero padding
-        (the reference draws from [-t, t - 1 sample]; we make it symmetric);
+        (the seed draws from [-t, t - 1 sample]; we make it symmetric);
         background noise (a random excerpt of a random ``_background_noise_`` clip) mixed into a
         ``background_frequency`` fraction of clips at a volume uniform in [0, background_volume);
         synthetic silence always gets background at a volume uniform in [0, silence_volume)
-        (the reference uses 1.0). The sum is clipped to [-1, 1].
+        (the seed uses 1.0). The sum is clipped to [-1, 1].
 
         ``freq_mask_bins`` / ``time_mask_frames`` (not in the seed; 0, the default, is off) add
         SpecAugment to augmented batches: two bands of up to that many feature bins and two
@@ -727,7 +608,6 @@ class SpeechCommands:
         if len(rows) == 0:
             raise ValueError(f"the {split!r} split of {self.data_dir} is empty")
         bg_pos, bg_vol = self._fixed_background(split, synthetic, silence_volume)
-        n = len(rows)
         samples = self.desired_samples
         shift_max = int(round(time_shift_ms * self.sample_rate / 1000)) if augment else 0
         use_background = augment and bool(self.background)
@@ -735,78 +615,17 @@ class SpeechCommands:
         if getattr(self, "_store_tensor", None) is None:
             # One copy of the clips in TensorFlow, shared by every dataset made from this object.
             self._store_tensor = tf.constant(self._audio)
-        store = self._store_tensor
-        bg_flat = tf.constant(self._bg_flat)
-        bg_starts = tf.constant(self._bg_starts)
-        bg_room = tf.constant(np.maximum(self._bg_lengths - samples, 1))
-
-        table = tuple(tf.constant(t) for t in (rows, labels, synthetic, bg_pos, bg_vol))
-        if start_batch < 0:
-            raise ValueError(f"start_batch must be >= 0, not {start_batch}")
-        # Where batch start_batch begins in the endless stream of entries: (epoch, position).
-        first_epoch, skip = divmod(start_batch * batch_size, n) if repeat else (0, 0)
-        if shuffle:
-            # A fresh permutation per epoch, drawn from (seed, epoch): repeatable, and each epoch
-            # differs. Only indices flow through tf.data; the audio is looked up per batch.
-            epochs = (tf.data.Dataset.counter(start=first_epoch) if repeat
-                      else tf.data.Dataset.range(1))
-            ds = epochs.flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
-                tf.argsort(tf.random.stateless_uniform(
-                    [n], seed=tf.stack([tf.cast(seed, tf.int64), epoch])))))
-        else:
-            ds = tf.data.Dataset.range(n)
-            ds = ds.repeat() if repeat else ds
-        ds = ds.skip(skip)
-        if not repeat and start_batch:
-            ds = ds.skip(start_batch * batch_size)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder).enumerate(start=start_batch)
-
-        n_bg = len(self.background)
-        need_noise = use_background or bool(bg_vol.any())
-        front = _front_end(settings if features else None, samples, shift_max, need_noise)
-        for name, value in (("freq_mask_bins", freq_mask_bins),
-                            ("time_mask_frames", time_mask_frames)):
-            if int(value) != value or value < 0:
-                raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
-        masking = augment and features and (freq_mask_bins > 0 or time_mask_frames > 0)
-
-        def make(step, entry):
-            row, label, synth, fixed_pos, fixed_vol = (tf.gather(t, entry) for t in table)
-            b = tf.shape(row)[0]
-            clips = tf.gather(store, row)  # int16; the big store stays outside the compiled part
-            key = tf.stack([tf.cast(seed, tf.int64), step])
-            if shift_max > 0:
-                # Positive shift delays the clip (zeros in front), negative advances it.
-                shift = tf.random.stateless_uniform(
-                    [b], seed=key + [0, 1 << 40], minval=-shift_max, maxval=shift_max + 1,
-                    dtype=tf.int64)
-                start = shift_max - shift
-            else:
-                start = tf.zeros([b], tf.int64)
-            if use_background:
-                u = tf.random.stateless_uniform([b, 4], seed=key + [0, 2 << 40], dtype=tf.float32)
-                which = tf.minimum(tf.cast(u[:, 0] * n_bg, tf.int64), n_bg - 1)
-                room = tf.gather(bg_room, which)
-                offset = tf.minimum(tf.cast(u[:, 1] * tf.cast(room, tf.float32), tf.int64),
-                                    room - 1)
-                pos = tf.gather(bg_starts, which) + offset
-                volume = tf.where(
-                    synth, u[:, 2] * silence_volume,
-                    tf.where(u[:, 3] < background_frequency, u[:, 2] * background_volume, 0.0))
-            else:
-                pos, volume = fixed_pos, fixed_vol
-            x = front(clips, tf.cast(start, tf.int32), tf.cast(pos, tf.int32), volume, bg_flat)
-            if masking:
-                x = _spec_augment(x, key + [0, 3 << 40], freq_mask_bins, time_mask_frames)
-            return x, label
-
-        ds = ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        options = tf.data.Options()
-        options.deterministic = True
-        # tf.data's default lets each map call use one thread; the compiled front end splits
-        # its FFTs over the cores, which on a 2-core laptop nearly doubles the batches/s.
-        options.threading.max_intra_op_parallelism = os.cpu_count() or 1
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+        clips = Clips(self._store_tensor, rows, labels, synthetic, bg_pos, bg_vol)
+        background = Background(self._bg_flat, self._bg_starts, self._bg_lengths,
+                                len(self.background))
+        return batches(clips, background, settings if features else None, samples,
+                       batch_size=batch_size, shuffle=shuffle, repeat=repeat, seed=seed,
+                       shift_max=shift_max, use_background=use_background,
+                       silence_volume=silence_volume, background_volume=background_volume,
+                       background_frequency=background_frequency,
+                       drop_remainder=drop_remainder, start_batch=start_batch,
+                       masking=augment and features, freq_mask_bins=freq_mask_bins,
+                       time_mask_frames=time_mask_frames)
 
     def steps_per_epoch(self, split: str, batch_size: int = 100) -> int:
         """Batches in one pass over a split (the last one may be short).
@@ -815,64 +634,6 @@ class SpeechCommands:
         49
         """
         return math.ceil(len(self._clips(split)) / batch_size)
-
-
-def _spec_augment(x: tf.Tensor, key: tf.Tensor, max_bins: int, max_frames: int,
-                  masks: int = 2) -> tf.Tensor:
-    """SpecAugment's masks on features [batch, frames, bins]: ``masks`` bands of up to
-    ``max_bins`` bins and ``masks`` stretches of up to ``max_frames`` frames per clip take the
-    clip's mean value. Random numbers from ``key`` (stateless): the same batch, the same masks."""
-    import tensorflow as tf
-
-    b, frames, bins = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    u = tf.random.stateless_uniform([b, 4 * masks], seed=key, dtype=tf.float32)
-    keep = tf.ones_like(x, dtype=tf.bool)
-    for axis, size, widest, k in ((2, bins, max_bins, 0), (1, frames, max_frames, 2 * masks)):
-        if widest <= 0:
-            continue
-        idx = tf.range(size)
-        for m in range(masks):
-            width = tf.cast(u[:, k + 2 * m] * (widest + 1), tf.int32)
-            width = tf.minimum(width, size)
-            first = tf.cast(u[:, k + 2 * m + 1] * tf.cast(size - width + 1, tf.float32),
-                            tf.int32)
-            inside = (idx[None, :] >= first[:, None]) & (idx[None, :] < (first + width)[:, None])
-            inside = inside[:, None, :] if axis == 2 else inside[:, :, None]
-            keep = keep & ~inside
-    mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    return tf.where(keep, x, mean)
-
-
-@functools.lru_cache(maxsize=16)
-def _front_end(settings: FeatureSettings | None, samples: int, shift_max: int,
-               noise: bool) -> Callable:
-    """int16 clips [b, samples] -> shifted, noise-mixed float audio -> features, one XLA program.
-
-    Compiled with XLA because it turns the per-clip time shift and noise excerpt into two plain
-    gathers and fuses them with the feature front end: about half the CPU time per batch of the
-    graph ops (per-clip slices in a loop, a separate pass for every elementwise step). XLA on
-    CPU is deterministic, so a seed still gives the same batches. Cached, so every dataset with
-    the same settings shares one compiled program. ``settings=None`` returns the audio.
-    """
-    import tensorflow as tf
-
-    from kwlesson.features import compute_features
-
-    t = tf.range(samples, dtype=tf.int32)
-
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def front(clips, start, pos, volume, bg_flat):
-        audio = tf.cast(clips, tf.float32) * (1.0 / _INT16_SCALE)
-        if shift_max > 0:
-            # Sample t of the shifted clip is sample start + t of the zero-padded one.
-            padded = tf.pad(audio, [[0, 0], [shift_max, shift_max]])
-            audio = tf.gather(padded, start[:, None] + t[None, :], batch_dims=1)
-        if noise:
-            excerpt = tf.gather(bg_flat, pos[:, None] + t[None, :])
-            audio = tf.clip_by_value(audio + excerpt * volume[:, None], -1.0, 1.0)
-        return compute_features(audio, settings) if settings is not None else audio
-
-    return front
 
 
 # --------------------------------------------------------------------------------------------

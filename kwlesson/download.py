@@ -1,6 +1,6 @@
 """Fetch the Speech Commands archives safely: resume, verify, extract atomically, or use a mirror.
 
-The command line calls :func:`main_download` (``kwlesson data download``); notebooks call
+The command line calls :func:`download_command` (``kwlesson data download``); notebooks call
 :func:`download_dataset`. Standard library and tqdm only, so it runs anywhere Python does.
 
 What "safely" means here:
@@ -182,37 +182,6 @@ def download_dataset(
     if progress:
         print(f"{spec.title} ready in {target}")
     return target
-
-
-def main_download(
-    dataset: str = "v0.02",
-    dest: str | Path | None = None,
-    mirror: str | Path | None = None,
-    *,
-    base_url: str | None = None,
-    progress: bool = True,
-) -> int:
-    """What ``kwlesson data download`` runs: 0 on success, 1 on a failed download, 2 on bad input.
-
-    Errors are printed to stderr as one readable message, never a traceback.
-
-    >>> main_download("test_v0.02", "/srv/kw", mirror=None)  # doctest: +SKIP
-    0
-    """
-    try:
-        download_dataset(dataset, dest, mirror, progress, base_url=base_url)
-    except ValueError as exc:
-        print(f"kwlesson data download: {exc}", file=sys.stderr)
-        return 2
-    except DownloadError as exc:
-        print(f"kwlesson data download: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "kwlesson data download: interrupted; run the same command to resume.", file=sys.stderr
-        )
-        return 130
-    return 0
 
 
 def verify_archive(
@@ -822,6 +791,5 @@ __all__ = [
     "DatasetSpec",
     "DownloadError",
     "download_dataset",
-    "main_download",
     "verify_archive",
 ]

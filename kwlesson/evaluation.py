@@ -18,7 +18,6 @@ Introduced in notebook 04.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from kwlesson.training import (
-    TrainedModel,
-    format_confusion,
-    load_data,
-    load_trained,
-)
+from kwlesson.progress import format_confusion
+from kwlesson.runs import TrainedModel, load_trained
+from kwlesson.training import load_data
 
-__all__ = ["Evaluation", "confusion_metrics", "evaluate", "evaluate_model", "evaluate_command"]
+__all__ = ["Evaluation", "confusion_metrics", "evaluate", "evaluate_model"]
 
 
 @dataclass
@@ -192,19 +188,3 @@ def evaluate(checkpoint: str | os.PathLike | TrainedModel, *, split: str = "test
                       repeat=False)
     return evaluate_model(tm.model, ds, tm.labels, source=source,
                           checkpoint=tm.checkpoint_path)
-
-
-def evaluate_command(checkpoint: str, split: str = "testing", folder: str | None = None,
-                     data_dir: str | None = None, batch_size: int = 100,
-                     json_path: str | None = None) -> Evaluation:
-    """What ``kwlesson evaluate`` does: evaluate, print the report, optionally write JSON.
-
-    >>> evaluate_command("/tmp/speech_commands_train", folder="test_set")  # doctest: +SKIP
-    """
-    ev = evaluate(checkpoint, split=split, folder=folder, data_dir=data_dir,
-                  batch_size=batch_size)
-    print(ev.format())
-    if json_path:
-        Path(json_path).write_text(json.dumps(ev.to_dict(), indent=2) + "\n")
-        print(f"Wrote {json_path}")
-    return ev

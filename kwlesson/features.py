@@ -3,20 +3,20 @@
 Everything here is built from TensorFlow ops, so the very same function can sit at the front of
 an exported model (``FeatureLayer``) and a phone computes exactly what training computed.
 
-Shapes follow the reference speech-commands example (``prepare_model_settings`` in
+Shapes follow TensorFlow's speech_commands example (the seed) (``prepare_model_settings`` in
 tensorflow/examples/speech_commands/models.py): a 1 s clip at 16 kHz, 30 ms windows every
 10 ms, gives 98 frames.
 
 Choices, and why:
 
 * Windows: periodic Hann of ``window_size_samples``, zero-padded to the next power of two
-  (``fft_length``), as the reference ``AudioSpectrogram`` op does. No padding at the clip ends,
-  so the frame count is the reference's ``1 + (samples - window) // stride``.
+  (``fft_length``), as the seed's ``AudioSpectrogram`` op does. No padding at the clip ends,
+  so the frame count is the seed's ``1 + (samples - window) // stride``.
 * ``spectrogram``: the magnitude ``|STFT|``, ``fft_length // 2 + 1`` bins.
-* ``average``: the reference's 'average' preprocess: the *power* spectrogram ``|STFT|**2``,
+* ``average``: the seed's 'average' preprocess: the *power* spectrogram ``|STFT|**2``,
   averaged over groups of ``average_window_width`` neighbouring bins (SAME padding, so the last,
   shorter group is averaged over the bins it has).
-* ``mfcc``: the reference's ``Mfcc`` op settings: 40 mel channels from 20 Hz to 4000 Hz summing
+* ``mfcc``: the seed's ``Mfcc`` op settings: 40 mel channels from 20 Hz to 4000 Hz summing
   the *magnitude* spectrum, natural log, DCT-II keeping the first ``feature_bin_count``
   coefficients. Two deliberate differences: the log floor is ``log(mel + 1e-6)`` rather than
   ``log(max(mel, 1e-12))`` (a floor of 1e-12 turns the digital silence of padded clips into
@@ -56,12 +56,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kwlesson.audio import AudioError, read_wav
 
 __all__ = [
     "PREPROCESS_CHOICES",
@@ -84,10 +88,10 @@ __all__ = [
 PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average")
 #: How the spectrum is computed: TensorFlow's FFT, or the matrix DFT the exported models use.
 DFT_CHOICES = ("fft", "matrix")
-#: Mel filterbank range, from the reference's Mfcc op (speech sits well below 4 kHz).
+#: Mel filterbank range, from the seed's Mfcc op (speech sits well below 4 kHz).
 MEL_LOWER_HZ = 20.0
 MEL_UPPER_HZ = 4000.0
-#: Mel channels the MFCC is computed from (the reference's filterbank_channel_count).
+#: Mel channels the MFCC is computed from (the seed's filterbank_channel_count).
 MFCC_MEL_BINS = 40
 #: Added before the log so silence gives log(1e-6) ~ -13.8 rather than -inf.
 LOG_OFFSET = 1e-6
@@ -99,7 +103,7 @@ def _next_power_of_two(n: int) -> int:
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """How a clip becomes features; the names and the shape math follow the reference example.
+    """How a clip becomes features; the names and the shape math follow the seed.
 
     >>> s = FeatureSettings(window_size_ms=40, window_stride_ms=20, preprocess="average")
     >>> s.shape
@@ -190,7 +194,7 @@ class FeatureSettings:
         """
         return dataclasses.replace(self, feature_mean=None, feature_scale=None)
 
-    # The reference truncates with int(), so 30 ms at 16 kHz is 480 samples.
+    # The seed truncates with int(), so 30 ms at 16 kHz is 480 samples.
     @property
     def desired_samples(self) -> int:
         """Samples in one clip (16000 for 1 s at 16 kHz)."""
@@ -407,7 +411,7 @@ def spectrogram(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.T
 
 
 def power_spectrogram(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
-    """Power spectrogram |STFT|**2, the reference AudioSpectrogram with magnitude_squared=True.
+    """Power spectrogram |STFT|**2, the seed's AudioSpectrogram with magnitude_squared=True.
 
     >>> power_spectrogram(tf.zeros([2, 16000]), FeatureSettings()).shape
     TensorShape([2, 98, 257])
@@ -447,7 +451,7 @@ def mfcc(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
 
 
 def average(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
-    """The reference's 'average': power spectrogram averaged over groups of neighbouring bins.
+    """The seed's 'average': power spectrogram averaged over groups of neighbouring bins.
 
     >>> average(tf.zeros([16000]), FeatureSettings(preprocess="average")).shape
     TensorShape([98, 43])
@@ -551,3 +555,48 @@ class FeatureLayer(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "settings": self.settings.to_dict()}
+
+
+def wav_to_spectrogram(
+    input_wav: str | os.PathLike,
+    output_image: str | os.PathLike,
+    window_size: int = 256,
+    stride: int = 128,
+    brightness: float = 64.0,
+) -> np.ndarray:
+    """Write a wav's spectrogram as a grayscale PNG, as the seed's wav_to_spectrogram tool.
+
+    Rows are time (one per ``stride`` samples, top = start), columns are frequency (low on the
+    left, ``window_size // 2 + 1`` of them for a power-of-two window); each pixel is the
+    magnitude times ``brightness``, capped at 255. The wav is read at 16 kHz (other rates are
+    resampled) as samples in [-1, 1]. The file is always PNG, whatever its extension.
+    Returns the image, uint8 [frames, bins].
+
+    >>> wav_to_spectrogram("yes.wav", "/tmp/spectrogram.png").shape  # doctest: +SKIP
+    (124, 129)
+    """
+    if window_size < 2 or stride < 1:
+        raise ValueError(f"window_size must be >= 2 and stride >= 1, got {window_size}, "
+                         f"{stride}")
+    if not brightness > 0:
+        raise ValueError(f"brightness must be positive, not {brightness}")
+    audio = read_wav(input_wav)
+    rate = 16000
+    settings = FeatureSettings(sample_rate=rate, window_size_ms=window_size * 1000 / rate,
+                               window_stride_ms=stride * 1000 / rate, preprocess="spectrogram")
+    if (settings.window_size_samples, settings.window_stride_samples) != (window_size, stride):
+        # ms round trips can lose a sample; say so rather than draw a different window.
+        raise ValueError(f"window_size={window_size} / stride={stride} samples do not map "
+                         f"to whole samples at {rate} Hz")
+    if len(audio) < window_size:
+        raise AudioError(f"{input_wav}: {len(audio)} samples, shorter than one window of "
+                         f"{window_size}")
+    magnitude = spectrogram(audio, settings).numpy()
+    image = np.minimum(magnitude * brightness, 255.0).astype(np.uint8)
+    png = tf.io.encode_png(image[:, :, None]).numpy()
+    target = Path(output_image).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.write_bytes(png)
+    os.replace(tmp, target)
+    return image

@@ -28,23 +28,23 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-#: The reference's default input: 1 s at 10 ms stride (98 frames) of 40 MFCCs.
+#: The seed's default input: 1 s at 10 ms stride (98 frames) of 40 MFCCs.
 DEFAULT_INPUT_SHAPE = (98, 40)
 #: Silence, unknown and the ten default words.
 DEFAULT_LABEL_COUNT = 12
-#: The rate the reference's train.py feeds its dropout placeholder while training.
+#: The rate the seed's train.py feeds its dropout placeholder while training.
 REFERENCE_DROPOUT_RATE = 0.5
 
 
 def _weights(stddev: float = 0.01) -> keras.initializers.Initializer:
-    # The reference draws every weight from truncated_normal(stddev=0.01) and starts biases at
+    # The seed draws every weight from truncated_normal(stddev=0.01) and starts biases at
     # zero. A fresh initializer per layer: one shared unseeded instance would give every layer
     # the same draw. The seed comes from keras.utils.set_random_seed.
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 def _dropout(x, rate: float, name: str):
-    # Dropout is only active in training (model(x, training=True) or fit), as the reference's
+    # Dropout is only active in training (model(x, training=True) or fit), as the seed's
     # placeholder was only fed 0.5 during training.
     return layers.Dropout(rate, name=name)(x) if rate > 0 else x
 
@@ -63,11 +63,11 @@ class SVDF(keras.layers.Layer):
     convolution over the bins of every frame, i.e. a matmul per frame) and a time filter (one
     weight per frame of memory, applied depthwise). The ``rank`` outputs of a unit are summed and
     a bias is added, as in the reference (the ReLU follows as its own layer). Filter ``k`` belongs
-    to unit ``k // rank``, the reference's ``reshape(outputs, [num_units, rank, -1])``.
+    to unit ``k // rank``, the seed's ``reshape(outputs, [num_units, rank, -1])``.
 
     Weights: ``weights_frequency [bins, rank*num_units]``, ``weights_time [rank*num_units,
-    frames]``, ``bias [num_units]``. The reference's non-trainable streaming memory is not part of
-    this layer: it sees the whole window every call (the reference's training graph); streaming
+    frames]``, ``bias [num_units]``. The seed's non-trainable streaming memory is not part of
+    this layer: it sees the whole window every call (the seed's training graph); streaming
     keeps its own state.
 
     >>> layer = SVDF(num_units=4, rank=2)
@@ -159,12 +159,12 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return y
 
 
-# --- The reference's six architectures ------------------------------------------------------
+# --- The seed's six architectures ------------------------------------------------------
 
 
 def _single_fc(inputs, label_count: int, dropout: float):
     """One matmul + bias on the flattened fingerprint (reference: no dropout, stddev 0.001)."""
-    del dropout  # the reference creates the placeholder but never uses it here
+    del dropout  # the seed creates the placeholder but never uses it here
     x = layers.Flatten(name="flatten")(inputs)
     return layers.Dense(label_count, kernel_initializer=_weights(0.001), name="logits")(x)
 
@@ -199,7 +199,7 @@ def _low_latency_conv(inputs, label_count: int, dropout: float):
     x = layers.ReLU(name="first_relu")(x)
     x = _dropout(x, dropout, "first_dropout")
     x = layers.Flatten(name="flatten")(x)
-    # The reference's two hidden fully connected layers are linear (no activation).
+    # The seed's two hidden fully connected layers are linear (no activation).
     x = layers.Dense(128, kernel_initializer=_weights(), name="first_fc")(x)
     x = _dropout(x, dropout, "first_fc_dropout")
     x = layers.Dense(128, kernel_initializer=_weights(), name="second_fc")(x)
@@ -233,7 +233,7 @@ def _tiny_conv(inputs, label_count: int, dropout: float):
 
 def _tiny_embedding_conv(inputs, label_count: int, dropout: float):
     """tiny_conv plus a second conv 10x8x8 with stride 8 (SAME) before the fc."""
-    # The reference's docstring draws three convolutions; its code builds two. We follow the code.
+    # The seed's docstring draws three convolutions; its code builds two. We follow the code.
     x = _image(inputs)
     x = layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", kernel_initializer=_weights(),
                       name="first_conv")(x)
@@ -340,7 +340,7 @@ def create_model(
     """Build one of ``ARCHITECTURES`` as a Keras functional model that outputs logits.
 
     ``input_shape`` is ``(frames, bins)`` of one example, e.g. ``FeatureSettings().shape``.
-    ``dropout_rate=None`` uses the architecture's own rate: 0.5 for the reference models (what
+    ``dropout_rate=None`` uses the architecture's own rate: 0.5 for the seed's models (what
     its train.py feeds while training), 0.2 / 0.4 for ``ds_cnn``, 0.5 before ``tc_resnet``'s last
     layer; a number sets every dropout layer to it, 0 removes them. Dropout acts only with
     ``training=True`` (e.g. in ``fit``).

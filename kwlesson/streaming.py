@@ -314,7 +314,7 @@ def trained_stream_model(checkpoint: str | os.PathLike) -> StreamModel:
     >>> sm.labels[:2]  # doctest: +SKIP
     ['_silence_', '_unknown_']
     """
-    from kwlesson.training import load_trained
+    from kwlesson.runs import load_trained
 
     tm = load_trained(checkpoint)
     return keras_stream_model(tm.model, tm.labels, tm.settings,
@@ -348,7 +348,7 @@ def tflite_stream_model(path: str | os.PathLike, labels: Sequence[str] | str | o
 
     >>> sm = tflite_stream_model("kws.tflite", labels="conv_labels.txt")  # doctest: +SKIP
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from kwlesson.runtime import TFLiteModel
 
     p = Path(path)
     if not p.is_file():
@@ -357,68 +357,22 @@ def tflite_stream_model(path: str | os.PathLike, labels: Sequence[str] | str | o
         labels = read_labels_file(labels)
     labels = list(labels)
     try:
-        interp = Interpreter(model_path=os.fspath(p), num_threads=num_threads)
-    except (ValueError, RuntimeError) as err:
-        raise ValueError(f"{p}: not a LiteRT model ({err})") from err
-    inp = interp.get_input_details()
-    if len(inp) != 1:
-        raise ValueError(f"{p}: expected one input (raw audio), the model has {len(inp)}")
-    inp = inp[0]
-    shape = [int(d) for d in inp["shape"]]
+        model = TFLiteModel(p, num_threads=num_threads, name=str(p))
+    except ValueError as err:
+        if "expected one input" in str(err):
+            raise ValueError(f"{p}: expected one input (raw audio) and one output; "
+                             f"{str(err).split('the model has ')[-1]}") from None
+        raise
+    shape = list(model.input_shape)
     if len(shape) not in (1, 2) or shape[-1] < 1:
         raise ValueError(f"{p}: expected an input of raw audio [1, samples], got shape {shape}")
     samples = shape[-1]
-    batched = len(shape) == 2
-    state = {"batch": shape[0] if batched else 1}
-    interp.allocate_tensors()
-    out = interp.get_output_details()[0]
-    if int(np.prod(out["shape"][1:] if batched else out["shape"])) != len(labels):
-        raise ValueError(f"{p}: the model has {list(out['shape'])} outputs but {len(labels)} "
-                         f"labels were given: {', '.join(labels)}")
-
-    def quantize(x: np.ndarray) -> np.ndarray:
-        dtype = inp["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            scale, zero = inp["quantization"]
-            info = np.iinfo(dtype)
-            return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        return x.astype(dtype)
-
-    def dequantize(y: np.ndarray) -> np.ndarray:
-        if np.issubdtype(y.dtype, np.integer):
-            scale, zero = out["quantization"]
-            return (y.astype(np.float32) - zero) * scale
-        return y.astype(np.float32)
-
-    def one_by_one(x: np.ndarray) -> np.ndarray:
-        rows = []
-        for one in x:
-            interp.set_tensor(inp["index"], quantize(one.reshape(shape)))
-            interp.invoke()
-            rows.append(dequantize(interp.get_tensor(out["index"])).reshape(-1))
-        return np.stack(rows)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        if not batched or state["batch"] == -1:
-            return one_by_one(x)
-        if state["batch"] != len(x):
-            try:
-                interp.resize_tensor_input(inp["index"], [len(x), samples], strict=False)
-                interp.allocate_tensors()
-                state["batch"] = len(x)
-            except (ValueError, RuntimeError):  # a fixed batch of one: call once per window
-                state["batch"] = -1
-                interp.resize_tensor_input(inp["index"], shape, strict=False)
-                interp.allocate_tensors()
-                if shape[0] != 1:
-                    raise ValueError(f"{p}: cannot run windows on input shape {shape}") from None
-                return one_by_one(x)
-        interp.set_tensor(inp["index"], quantize(x))
-        interp.invoke()
-        return dequantize(interp.get_tensor(out["index"])).reshape(len(x), -1)
+    if model.num_labels != len(labels):
+        raise ValueError(f"{p}: the model has {list(model.output['shape'])} outputs but "
+                         f"{len(labels)} labels were given: {', '.join(labels)}")
 
     def predict(x: np.ndarray) -> np.ndarray:
-        y = run(np.asarray(x, np.float32))
+        y = model.run_batch(np.asarray(x, np.float32).reshape(-1, samples))
         use_softmax = softmax
         if use_softmax is None:  # probabilities are in [0, 1] and sum to 1
             use_softmax = bool((y < -1e-3).any() or (y > 1 + 1e-3).any()

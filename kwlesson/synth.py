@@ -15,7 +15,7 @@ rate, pitch, pitch range (how sing-song), loudness, where in the second the word
 speed perturbation (which moves pitch and formants together, like a shorter or longer vocal
 tract), a room (a decaying echo), a cheap microphone (band limits and a resonance) and a little
 noise. Each speaker gets a stable 8-hex-digit id derived from its settings and the seed, used as
-``<id>_nohash_<n>.wav``, so the reference hash split keeps a speaker's clips in one split.
+``<id>_nohash_<n>.wav``, so the seed's hash split keeps a speaker's clips in one split.
 
 Same seed, same bytes: espeak-ng keeps hidden state between utterances (its pitch flutter runs
 on), so each batch of speakers is rendered in a fresh worker process in a fixed order. That also
@@ -62,7 +62,6 @@ __all__ = [
     "render",
     "synthesize_dataset",
     "offline_dataset",
-    "synth_command",
 ]
 
 SAMPLE_RATE = 16000
@@ -826,21 +825,3 @@ def offline_dataset(
                                   sort_keys=True).encode()).hexdigest()[:12]
     return synthesize_dataset(data_home() / "offline_speech_commands" / key, words=checked,
                               speakers=speakers, seed=seed, progress=progress)
-
-
-def synth_command(
-    words: Sequence[str] | None = None,
-    speakers: int = DEFAULT_SPEAKERS,
-    out: str | os.PathLike | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> Path:
-    """What ``kwlesson data synth [--words W ...] [--speakers N] [--out DIR] [--seed S]`` runs.
-
-    Without ``out`` the dataset goes to the cache (the one the lessons use).
-
-    >>> synth_command(words=["yes", "kwlesson"], speakers=8, out="/tmp/mine")  # doctest: +SKIP
-    """
-    if out is None:
-        return offline_dataset(speakers=speakers, seed=seed, words=words, progress=progress)
-    return synthesize_dataset(out, words=words, speakers=speakers, seed=seed, progress=progress)

@@ -67,7 +67,7 @@ def test_train_flags_keep_the_seed_names_and_record_only_what_was_given():
     parser = cli.build_parser(with_train_flags=True)
     args = parser.parse_args(["train", "--model_architecture", "tiny_conv",
                               "--how_many_training_steps", "10,5", "--batch_size", "32"])
-    given = {k for k in vars(args) if k in cli._TRAIN_FIELDS}
+    given = {k for k in vars(args) if k in cli.TRAIN_FIELDS}
     assert given == {"model_architecture", "how_many_training_steps", "batch_size"}
     assert args.batch_size == 32
     for flag in ("data_dir", "wanted_words", "model_architecture", "how_many_training_steps",
@@ -76,7 +76,7 @@ def test_train_flags_keep_the_seed_names_and_record_only_what_was_given():
                  "window_stride_ms", "feature_bin_count", "preprocess", "eval_step_interval",
                  "save_step_interval", "train_dir", "summaries_dir", "start_checkpoint",
                  "validation_percentage", "testing_percentage"):
-        assert flag in cli._TRAIN_FIELDS, f"--{flag} is missing"
+        assert flag in cli.TRAIN_FIELDS, f"--{flag} is missing"
 
 
 def test_a_named_recipe_fills_the_flags_not_given(tmp_path, monkeypatch, capsys):

@@ -29,8 +29,8 @@ from kwlesson.download import (
     Checksum,
     DatasetSpec,
     DownloadError,
+    download_command,
     download_dataset,
-    main_download,
     verify_archive,
 )
 
@@ -511,11 +511,12 @@ def test_offline_dns_failure_says_what_to_do(tmp_path, monkeypatch):
 
 def test_main_download_exit_codes(server, archive, tmp_path, closed_port_url, capsys):
     server.files[SPEC.archive] = archive
-    assert main_download("tiny", tmp_path / "ok", None, base_url=server.url, progress=False) == 0
-    assert main_download("nope", tmp_path / "x", None, progress=False) == 2
+    assert download_command("tiny", tmp_path / "ok", None, base_url=server.url, progress=False) == 0
+    assert download_command("nope", tmp_path / "x", None, progress=False) == 2
     assert "unknown dataset 'nope'" in capsys.readouterr().err
     assert (
-        main_download("tiny", tmp_path / "off", None, base_url=closed_port_url, progress=False) == 1
+        download_command("tiny", tmp_path / "off", None, base_url=closed_port_url,
+                         progress=False) == 1
     )
     err = capsys.readouterr().err
     assert "kwlesson data synth" in err and "Traceback" not in err

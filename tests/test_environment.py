@@ -146,3 +146,17 @@ def test_environment_yml_suits_repo2docker():
     assert re.search(r"^  - python\s*=+\s*3\.\d+", environment, re.MULTILINE)
     assert re.search(r"^      - -e \.\s", environment, re.MULTILINE)
     assert not (ROOT / "postBuild").exists() and not (ROOT / "binder").exists()
+
+
+def test_the_version_is_written_once():
+    # kwlesson/version.py is the one place; pyproject reads it, the package and files show it.
+    import importlib.metadata
+
+    import kwlesson
+    from kwlesson.version import __version__
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and "\nversion =" not in pyproject.split(
+        "[tool.setuptools.dynamic]")[0]
+    assert kwlesson.__version__ == __version__
+    assert importlib.metadata.version("kwlesson") == __version__

@@ -19,7 +19,8 @@ from kwlesson.evaluation import (  # noqa: E402
     evaluate,
     evaluate_command,
 )
-from kwlesson.training import load_trained, train  # noqa: E402
+from kwlesson.runs import load_trained
+from kwlesson.training import train  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,13 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 
-from kwlesson import export
+from kwlesson import cli, export, features, quantization, runtime, verify
 from kwlesson.audio import fit_length, write_wav
 from kwlesson.features import FeatureSettings, compute_features
+from kwlesson.label_wav import label_wav
 from kwlesson.models import ARCHITECTURES, create_model
-from kwlesson.training import TrainConfig, load_trained, train
+from kwlesson.runs import TrainConfig, load_trained
+from kwlesson.training import train
 
 WORDS = ("yes", "no", "up")
 OTHERS = ("cat", "dog")  # folders that become _unknown_
@@ -184,9 +186,9 @@ def test_tflite_audio_models_take_raw_audio_with_a_float_front_end(exported):
     loaded = tf.saved_model.load(str(exported / export.SAVED_MODEL_DIR))
     reference = loaded.signatures["serving_default"](audio=tf.constant(clips))[
         "probabilities"].numpy()
-    fl = export.TFLiteModel(exported / export.FLOAT_TFLITE)
+    fl = runtime.TFLiteModel(exported / export.FLOAT_TFLITE)
     np.testing.assert_allclose(fl(clips), reference, atol=1e-4)
-    q = export.TFLiteModel(exported / export.INT8_TFLITE)
+    q = runtime.TFLiteModel(exported / export.INT8_TFLITE)
     assert q.kind == "audio"
     probs = q(clips)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=0.02)
@@ -246,24 +248,24 @@ def test_without_tflite_micro_freeze_writes_every_file_and_verify_says_why(
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tflite_micro" else real(name, *a))
-    message = export.micro_interpreter_missing()
+    message = runtime.micro_interpreter_missing()
     assert message and "tflite-micro" in message and "Linux x86_64" in message
     with pytest.raises(ImportError, match="Linux x86_64 only"):
-        export.run_micro(b"", np.zeros((1, 2, 2), np.int8))
+        runtime.run_micro(b"", np.zeros((1, 2, 2), np.int8))
     out = tmp_path / "kws"
     export.freeze(trained.checkpoint_path, out, calibration_clips=60, stream=io.StringIO())
     for name in (export.SAVED_MODEL_DIR, export.FLOAT_TFLITE, export.INT8_TFLITE,
                  export.MICRO_TFLITE, export.MICRO_SOURCE, export.MICRO_HEADER,
                  export.LABELS_FILE, export.MODEL_CARD):
         assert (out / name).exists(), name
-    report = export.verify(out, corpus)
+    report = verify.verify(out, corpus)
     assert report["checks"]["micro_runs_in_tflm"] is None and report["passed"] is True
     assert report["notes"] == [message]
-    assert f"note: {message}" in export.format_verification(report)
+    assert f"note: {message}" in verify.format_verification(report)
 
 
 def test_verify_keeps_the_promises(exported, corpus):
-    report = export.verify(exported, corpus)
+    report = verify.verify(exported, corpus)
     assert report["clips"] >= 40
     assert report["reference"].startswith("keras")
     acc, agree = report["accuracy"], report["agreement"]
@@ -283,9 +285,9 @@ def test_verify_keeps_the_promises(exported, corpus):
         assert report["max_int8_difference_tflm_vs_litert"] <= 2
         assert report["checks"]["micro_runs_in_tflm"] is True
     assert report["passed"] is True
-    assert re.search(r"check float_agrees_with_keras +ok", export.format_verification(report))
-    both = export.verify(exported, corpus, split="validation+testing", micro=False)
-    testing = export.verify(exported, corpus, split="testing", micro=False)
+    assert re.search(r"check float_agrees_with_keras +ok", verify.format_verification(report))
+    both = verify.verify(exported, corpus, split="validation+testing", micro=False)
+    testing = verify.verify(exported, corpus, split="testing", micro=False)
     assert both["clips"] == report["clips"] + testing["clips"] and testing["clips"] > 0
     assert both["split"] == "validation+testing"
     flips = report["int8_flips"]
@@ -294,20 +296,20 @@ def test_verify_keeps_the_promises(exported, corpus):
 
 
 def test_verify_measures_what_rounding_the_scores_alone_costs(exported, corpus, monkeypatch):
-    report = export.verify(exported, corpus, micro=False)
-    step, zero = export._score_quantization(exported / export.INT8_TFLITE)
+    report = verify.verify(exported, corpus, micro=False)
+    step, zero = verify.score_quantization(exported / export.INT8_TFLITE)
     assert report["int8_score_step"] == step > 0
     assert report["agreement"]["keras_scores_rounded_vs_keras"] >= 0.9
-    assert "rounded to the int8 file's step" in export.format_verification(report)
+    assert "rounded to the int8 file's step" in verify.format_verification(report)
     # Two scores 0.05 apart: a step of 0.1 makes them tie (argmax: the first label), 0.01 not;
     # beyond the int8 range they saturate and tie too.
     scores = np.array([[1.0, 1.05, -3.0]])
-    assert export._rounded_scores(scores, 0.1, 0).tolist() == [[10, 10, -30]]
-    assert export._rounded_scores(scores, 0.01, 0).argmax() == 1
-    assert export._rounded_scores(scores, 0.001, 0).tolist() == [[127, 127, -128]]
+    assert verify.rounded_scores(scores, 0.1, 0).tolist() == [[10, 10, -30]]
+    assert verify.rounded_scores(scores, 0.01, 0).argmax() == 1
+    assert verify.rounded_scores(scores, 0.001, 0).tolist() == [[127, 127, -128]]
     # So coarse a step that every score ties: the first label wins every clip.
-    monkeypatch.setattr(export, "_score_quantization", lambda path: (1e3, 0))
-    coarse = export.verify(exported, corpus, micro=False)
+    monkeypatch.setattr(verify, "score_quantization", lambda path: (1e3, 0))
+    coarse = verify.verify(exported, corpus, micro=False)
     truth_first = coarse["accuracy"]["keras_scores_rounded"]
     assert truth_first < 0.5 and coarse["agreement"]["keras_scores_rounded_vs_keras"] < 0.5
 
@@ -316,12 +318,12 @@ def test_int8_flips_count_each_way_with_a_sign_test():
     truth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     preds = {"float": np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
              "int8": np.array([1, 1, 1, 1, 1, 1, 0, 0, 1, 1])}
-    flips = export._flips(preds, truth)
+    flips = verify.flips(preds, truth)
     # float alone right on 6 clips, int8 alone on 1: P(>= 6 of 7 one way) = 2 * 8 / 128.
     assert flips == {"right_in_float_only": 6, "right_in_int8_only": 1, "p_value": 0.125}
-    assert export._flips({"float": truth, "int8": truth}, truth)["p_value"] == 1.0
-    assert export._flips({"float": truth}, truth) is None
-    text = export.format_verification({
+    assert verify.flips({"float": truth, "int8": truth}, truth)["p_value"] == 1.0
+    assert verify.flips({"float": truth}, truth) is None
+    text = verify.format_verification({
         "export_dir": "x", "clips": 10, "split": "validation", "reference": "keras",
         "accuracy": {}, "agreement": {}, "checks": {}, "notes": [], "int8_flips": flips})
     assert "6 clips right in float only, 1 in int8 only" in text and "p = 0.12" in text
@@ -332,9 +334,9 @@ def test_verify_catches_a_float_model_that_is_not_the_checkpoint(exported, corpu
     broken = tmp_path / "broken"
     shutil.copytree(exported, broken)
     other = create_model("tiny_conv", trained.settings.shape, len(trained.labels))
-    fn = export._audio_fn(export.frozen_logits(other), trained.settings)
-    (broken / export.FLOAT_TFLITE).write_bytes(export.convert(fn, "float"))
-    report = export.verify(broken, corpus, micro=False)
+    fn = quantization.audio_fn(quantization.frozen_logits(other), trained.settings)
+    (broken / export.FLOAT_TFLITE).write_bytes(quantization.convert(fn, "float"))
+    report = verify.verify(broken, corpus, micro=False)
     assert report["checks"]["float_agrees_with_keras"] is False
     assert report["passed"] is False
 
@@ -344,10 +346,10 @@ def test_micro_model_runs_in_tensorflow_lite_micro(exported, trained):
     clips = np.stack([clip_of(w, seed=30 + i) for i, w in enumerate(WORDS * 2)])
     feats = compute_features(clips, trained.settings).numpy()
     # LiteRT's built-in kernels share TensorFlow Lite Micro's int8 arithmetic.
-    litert = export.TFLiteModel(exported / export.MICRO_TFLITE, delegate=False)
+    litert = runtime.TFLiteModel(exported / export.MICRO_TFLITE, delegate=False)
     q = litert.quantize_input(feats)
     assert q.dtype == np.int8
-    tflm = export.run_micro((exported / export.MICRO_TFLITE).read_bytes(), q)
+    tflm = runtime.run_micro((exported / export.MICRO_TFLITE).read_bytes(), q)
     lite = np.stack([litert.invoke_raw(x[None]).reshape(-1) for x in q])
     assert tflm.dtype == np.int8 and tflm.shape == lite.shape
     assert np.abs(tflm.astype(int) - lite.astype(int)).max() <= 2  # rounding, on near ties
@@ -361,17 +363,17 @@ def test_every_architecture_converts(arch):
     audio = (0.1 * rng.standard_normal((3, RATE))).astype(np.float32)
     feats = compute_features(audio, settings).numpy()
     model = create_model(arch, settings.shape, 12)
-    logits = export.frozen_logits(model)
-    fl = export.TFLiteModel(export.convert(export._audio_fn(logits, settings), "float"))
+    logits = quantization.frozen_logits(model)
+    fl = runtime.TFLiteModel(quantization.convert(quantization.audio_fn(logits, settings), "float"))
     expected = tf.nn.softmax(model(feats, training=False)).numpy()
     np.testing.assert_allclose(fl(audio), expected, atol=1e-4)
-    micro = export.convert(export._features_fn(logits, settings), "micro",
+    micro = quantization.convert(quantization.features_fn(logits, settings), "micro",
                            lambda: ([f[None]] for f in feats))
-    m = export.TFLiteModel(micro)
+    m = runtime.TFLiteModel(micro)
     assert m.input["dtype"] == np.int8 and m.output["dtype"] == np.int8
     assert m(feats).shape == (3, 12)
     try:
-        raw = export.run_micro(micro, m.quantize_input(feats[:1]))
+        raw = runtime.run_micro(micro, m.quantize_input(feats[:1]))
     except ImportError:
         return
     assert raw.shape == (1, 12)
@@ -387,7 +389,7 @@ def test_label_wav_prints_the_seeds_lines(exported, tmp_path):
     wav = tmp_path / "up.wav"
     write_wav(wav, clip_of("up"))
     out = io.StringIO()
-    results = export.label_wav(exported, wav, top_k=3, stream=out)
+    results = label_wav(exported, wav, top_k=3, stream=out)
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
     parsed = [LINE.match(line) for line in lines]
@@ -404,7 +406,7 @@ def test_label_wav_reads_every_kind_of_model_alike(exported, tmp_path):
     tops = {}
     for model in (exported, exported / export.FLOAT_TFLITE, exported / export.INT8_TFLITE,
                   exported / export.MICRO_TFLITE, exported / export.SAVED_MODEL_DIR):
-        res = export.label_wav(model, wav, top_k=1, stream=io.StringIO())
+        res = label_wav(model, wav, top_k=1, stream=io.StringIO())
         tops[model.name] = res[0][1][0][0]
     assert set(tops.values()) == {"no"}, tops
 
@@ -416,7 +418,7 @@ def test_label_wav_on_a_folder_goes_on_past_a_broken_file(exported, tmp_path):
     (folder / "b_broken.wav").write_bytes(b"RIFF\x00\x00not really a wav")
     write_wav(folder / "c_up.wav", clip_of("up", seed=2))
     out = io.StringIO()
-    results = export.label_wav(exported, folder, top_k=2, stream=out)
+    results = label_wav(exported, folder, top_k=2, stream=out)
     text = out.getvalue()
     assert [Path(p).name for p, _ in results] == ["a_yes.wav", "c_up.wav"]
     assert [top[0][0] for _, top in results] == ["yes", "up"]
@@ -432,8 +434,8 @@ def test_missing_labels_file_is_a_clear_error(exported, tmp_path):
     wav = tmp_path / "yes.wav"
     write_wav(wav, clip_of("yes"))
     with pytest.raises(FileNotFoundError, match=r"labels\.txt: labels file not found"):
-        export.label_wav(model, wav, stream=io.StringIO())
-    assert export.main_label_wav(str(model), str(wav)) == 2
+        label_wav(model, wav, stream=io.StringIO())
+    assert cli.label_wav_command(str(model), str(wav)) == 2
 
 
 def test_labels_file_of_another_model_is_a_clear_error(exported, tmp_path, card):
@@ -445,16 +447,16 @@ def test_labels_file_of_another_model_is_a_clear_error(exported, tmp_path, card)
     n = len(card["labels"])
     with pytest.raises(ValueError, match=rf"labels\.txt: lists 2 labels but the model has {n} "
                                          "outputs"):
-        export.label_wav(folder, wav, stream=io.StringIO())
+        label_wav(folder, wav, stream=io.StringIO())
     with pytest.raises(ValueError, match=r"lists 2 labels"):
-        export.verify(folder)
+        verify.verify(folder)
 
 
 @pytest.mark.parametrize("rate", [8000, 44100])
 def test_a_wav_at_another_rate_is_resampled(exported, tmp_path, rate):
     wav = tmp_path / f"up_{rate}.wav"
     write_wav(wav, clip_of("up", seed=9, samples=rate, rate=rate), sample_rate=rate)
-    res = export.label_wav(exported, wav, top_k=1, stream=io.StringIO())
+    res = label_wav(exported, wav, top_k=1, stream=io.StringIO())
     assert res[0][1][0][0] == "up"
 
 
@@ -463,9 +465,9 @@ def test_a_short_or_long_wav_is_padded_or_trimmed(exported, tmp_path, samples):
     x = clip_of("yes", seed=11, samples=samples)
     wav = tmp_path / f"yes_{samples}.wav"
     write_wav(wav, x)
-    res = export.label_wav(exported, wav, top_k=12, stream=io.StringIO())
+    res = label_wav(exported, wav, top_k=12, stream=io.StringIO())
     # Same scores as the clip padded with zeros / trimmed to 1 s by hand.
-    expected = export.TFLiteModel(exported / export.FLOAT_TFLITE)(fit_length(
+    expected = runtime.TFLiteModel(exported / export.FLOAT_TFLITE)(fit_length(
         np.round(x * 32767) / 32768, RATE).astype(np.float32))
     labels = (exported / "labels.txt").read_text().split()
     got = dict(res[0][1])
@@ -490,7 +492,7 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(trained, tmp_path):
     with pytest.raises(ValueError, match=r"says ds_cnn, but the checkpoint holds the weights "
                                          r"of tiny_conv"):
         export.freeze(ckpt, tmp_path / "out2", quantize=False, stream=io.StringIO())
-    assert export.main_freeze(str(ckpt), str(tmp_path / "out3"), quantize=False) == 2
+    assert cli.freeze_command(str(ckpt), str(tmp_path / "out3"), quantize=False) == 2
 
 
 def test_an_architecture_that_cannot_go_int8_is_a_clear_error(trained, tmp_path,
@@ -506,7 +508,7 @@ def test_averaged_ranges_ignore_a_rare_outlier():
     # Features usually within +-1, but one calibration clip in 50 reaches 100.
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     model = create_model("tiny_conv", settings.shape, 3)
-    fn = export._features_fn(export.frozen_logits(model), settings)
+    fn = quantization.features_fn(quantization.frozen_logits(model), settings)
     rng = np.random.default_rng(0)
     data = rng.uniform(-1, 1, (50, 1, *settings.shape)).astype(np.float32)
     data[7] *= 100.0
@@ -515,7 +517,7 @@ def test_averaged_ranges_ignore_a_rare_outlier():
         return ([x] for x in data)
 
     def scales(calibration):
-        interp = export._litert_interpreter(export.convert(fn, "micro", rep, calibration))
+        interp = runtime.litert_interpreter(quantization.convert(fn, "micro", rep, calibration))
         found = {d["name"]: d["quantization"][0] for d in interp.get_tensor_details()}
         relu = [v for k, v in found.items() if "first_relu" in k]
         return interp.get_input_details()[0]["quantization"][0], relu[0]
@@ -527,7 +529,7 @@ def test_averaged_ranges_ignore_a_rare_outlier():
     # ... the convolution's output is ranged on the usual clips, ~100 times finer.
     assert relu_average < relu_minmax / 20
     with pytest.raises(ValueError, match="calibration must be one of"):
-        export.convert(fn, "micro", rep, "percentile")
+        quantization.convert(fn, "micro", rep, "percentile")
 
 
 def wide_bin0(settings: FeatureSettings, clips: int = 40, seed: int = 0) -> np.ndarray:
@@ -558,7 +560,7 @@ def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
                            (norm.moving_variance, rng.uniform(0.5, 4, norm.moving_variance.shape))):
             var.assign(value.astype(np.float32))
     feats = wide_bin0(settings)
-    body = export.int8_body(model, feats)
+    body = quantization.int8_body(model, feats)
     # Bin 0 is brought within the others' range: 120 / 10.
     assert body.rescaled_bin == 0 and body.divisor == pytest.approx(12.0, rel=0.05)
     rescaled = body.prepare(tf.constant(feats)).numpy()
@@ -572,12 +574,12 @@ def test_int8_body_rescales_coefficient_0_and_keeps_the_function(arch):
 def test_int8_body_leaves_other_models_and_even_ranges_alone():
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     feats = wide_bin0(settings)
-    body = export.int8_body(create_model("low_latency_svdf", settings.shape, 4), feats)
+    body = quantization.int8_body(create_model("low_latency_svdf", settings.shape, 4), feats)
     assert body.rescaled_bin is None and body.prepare is None  # an SVDF first: not rewritten
     even = feats.copy()
     even[..., 0] /= 8.0  # -15..3: within 2x of the others
     for arch in ("tiny_conv", "single_fc"):
-        body = export.int8_body(create_model(arch, settings.shape, 4), even)
+        body = quantization.int8_body(create_model(arch, settings.shape, 4), even)
         assert body.rescaled_bin is None and body.prepare is None, arch
 
 
@@ -592,16 +594,16 @@ def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
     audio = np.stack([tone(f, rng) for f in rng.uniform(300, 2000, 24)])
     audio[:4] = 0.0  # digital silence: the floor of coefficient 0
     feats = compute_features(audio, settings).numpy()
-    body = export.int8_body(model, feats)
+    body = quantization.int8_body(model, feats)
     assert body.rescaled_bin == 0 and body.divisor > 4
 
     def rep():
         return ([clip[None]] for clip in audio)
 
     report: dict = {}
-    blob = export.convert(export._audio_fn(body.logits, settings, prepare=body.prepare),
+    blob = quantization.convert(quantization.audio_fn(body.logits, settings, prepare=body.prepare),
                           "int8", rep, "average", report=report)
-    interp = export._litert_interpreter(blob, delegate=False)
+    interp = runtime.litert_interpreter(blob, delegate=False)
     tensors = interp.get_tensor_details()
     ops = interp._get_ops_details()
     quantize = [op for op in ops if op["op_name"] == "QUANTIZE"]
@@ -619,28 +621,28 @@ def test_int8_audio_file_gives_coefficient_0_a_scale_of_its_own(tmp_path):
     assert report["check_clips"] is None  # no check clips given: nothing to measure
     # The micro model runs the same rewritten network on features whose bin 0 the caller
     # divides (micro_input); TensorFlow Lite Micro runs its STRIDED_SLICE, PAD and ADD.
-    fn = export._features_fn(body.logits, settings)
+    fn = quantization.features_fn(body.logits, settings)
     prepared = body.prepared(feats)
-    micro = export.convert(fn, "micro", lambda: ([x[None]] for x in prepared), "average")
+    micro = quantization.convert(fn, "micro", lambda: ([x[None]] for x in prepared), "average")
     card = {"micro_input": {"bin0_divisor": body.divisor}}
     np.testing.assert_allclose(export.micro_input(feats, card), prepared, rtol=1e-6)
     assert np.array_equal(export.micro_input(feats, {}), feats)
-    lite = export.TFLiteModel(micro, delegate=False)
+    lite = runtime.TFLiteModel(micro, delegate=False)
     q = lite.quantize_input(export.micro_input(feats, card))
     want = np.stack([lite.invoke_raw(x[None]).reshape(-1) for x in q])
     pytest.importorskip("tflite_micro")
-    assert np.array_equal(export.run_micro(micro, q), want)
+    assert np.array_equal(runtime.run_micro(micro, q), want)
 
 
 def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
         trained, tmp_path, monkeypatch):
-    real_body = export.int8_body
+    real_body = quantization.int8_body
 
     def worse(model, features, fold=True):  # "rescaled", but computing something else
         plain = real_body(model, features, fold)
-        return export.Int8Body(lambda x: 0.0 * plain.logits(x), lambda x: x * 1.0, 0, 3.0)
+        return quantization.Int8Body(lambda x: 0.0 * plain.logits(x), lambda x: x * 1.0, 0, 3.0)
 
-    monkeypatch.setattr(export, "int8_body", worse)
+    monkeypatch.setattr(quantization, "int8_body", worse)
     result = export.freeze(trained.checkpoint_path, tmp_path / "kws", calibration_clips=30,
                            stream=io.StringIO())
     rescaling = result.card["calibration"]["int8_input_rescaling"]
@@ -654,13 +656,13 @@ def test_freeze_keeps_the_rescaled_network_only_when_it_is_closer_to_float(
 
 def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
         trained, tmp_path, monkeypatch, capsys):
-    real_folded = export.folded_logits
+    real_folded = quantization.folded_logits
 
     def worse(model, start=None):  # "folded", but the labels come out in reverse order
         logits, _ = real_folded(model, start)
         return (lambda x: tf.reverse(logits(x), [-1])), ["logits"]
 
-    monkeypatch.setattr(export, "folded_logits", worse)
+    monkeypatch.setattr(quantization, "folded_logits", worse)
     result = export.freeze(trained.checkpoint_path, tmp_path / "kws", calibration_clips=30,
                            stream=io.StringIO(), progress=True)
     # A line per step on stderr, with the time so far. Two networks were tried here (folded
@@ -673,7 +675,7 @@ def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
     assert folding["kept"] is False and folding["layers"] == ["logits"]
     distances = folding["check_probability_distance"]
     assert distances["as_trained"] < distances["folded"]
-    report = export.verify(tmp_path / "kws", micro=False)
+    report = verify.verify(tmp_path / "kws", micro=False)
     assert report["agreement"]["int8_vs_float"] > 0.5  # the real network, not the zeros
 
 
@@ -687,13 +689,13 @@ def test_folded_logits_multiply_linear_layers_into_one(arch):
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(4)
     model = create_model(arch, settings.shape, 4)
-    logits, folded = export.folded_logits(model)
+    logits, folded = quantization.folded_logits(model)
     assert folded == ["first_fc", "second_fc", "logits"]
     feats = wide_bin0(settings)
     want = model(feats, training=False).numpy()
     np.testing.assert_allclose(logits(tf.constant(feats)).numpy(), want, rtol=1e-4,
                                atol=1e-4 * np.abs(want).max())
-    assert export.folded_logits(create_model("tiny_conv", settings.shape, 4))[1] == []
+    assert quantization.folded_logits(create_model("tiny_conv", settings.shape, 4))[1] == []
 
 
 def test_int8_svdf_body_sums_with_a_product_both_runtimes_compute_alike():
@@ -708,19 +710,19 @@ def test_int8_svdf_body_sums_with_a_product_both_runtimes_compute_alike():
     svdf.weights_time.assign(rng.normal(0, 0.3, svdf.weights_time.shape).astype(np.float32))
     audio = (0.1 * rng.standard_normal((40, RATE))).astype(np.float32)
     feats = compute_features(audio, settings).numpy()
-    body = export.int8_body(model, feats)
+    body = quantization.int8_body(model, feats)
     assert body.folded == ("first_fc", "second_fc", "logits")
     want = model(feats, training=False).numpy()
     np.testing.assert_allclose(body.logits(tf.constant(feats)).numpy(), want, rtol=1e-4,
                                atol=1e-4 * np.abs(want).max())
-    micro = export.convert(export._features_fn(body.logits, settings), "micro",
+    micro = quantization.convert(quantization.features_fn(body.logits, settings), "micro",
                            lambda: ([f[None]] for f in feats))
-    builtin = export.TFLiteModel(micro, delegate=False)
+    builtin = runtime.TFLiteModel(micro, delegate=False)
     ops = {op["op_name"] for op in builtin.interpreter._get_ops_details()}
     assert "SUM" not in ops and "FULLY_CONNECTED" in ops
     q = builtin.quantize_input(feats)
     try:
-        raw = export.run_micro(micro, q)
+        raw = runtime.run_micro(micro, q)
     except ImportError:
         pytest.skip("tflite-micro is not installed")
     lite = np.stack([builtin.invoke_raw(x[None]).reshape(-1) for x in q])
@@ -732,21 +734,21 @@ def _degenerate_micro_model(settings: FeatureSettings | None = None, labels: int
     TensorFlow Lite Micro cannot requantise to (it aborts; LiteRT runs it)."""
     settings = settings or FeatureSettings(window_stride_ms=40.0, feature_bin_count=10)
     model = create_model("tiny_conv", settings.shape, labels)
-    real = export.frozen_logits(model)
+    real = quantization.frozen_logits(model)
     feats = np.random.default_rng(0).normal(0, 5, (20, *settings.shape)).astype(np.float32)
-    return export.convert(export._features_fn(lambda x: 0.0 * real(x), settings), "micro",
-                          lambda: ([f[None]] for f in feats))
+    fn = quantization.features_fn(lambda x: 0.0 * real(x), settings)
+    return quantization.convert(fn, "micro", lambda: ([f[None]] for f in feats))
 
 
 def test_a_model_tflm_cannot_run_is_an_error_not_the_end_of_the_process():
     pytest.importorskip("tflite_micro")
     micro = _degenerate_micro_model()
-    m = export.TFLiteModel(micro, delegate=False)
+    m = runtime.TFLiteModel(micro, delegate=False)
     q = np.zeros((1, *m.input["shape"][1:]), np.int8)
     assert m.invoke_raw(q).shape == (1, 4)  # LiteRT runs it
-    with pytest.raises(export.MicroRuntimeError, match=r"stopped \(signal 6, SIGABRT\)"):
-        export.run_micro(micro, q)
-    assert export._tflm_agreement(micro, np.zeros((2, *m.input["shape"][1:]), np.float32)) == 0.0
+    with pytest.raises(runtime.MicroRuntimeError, match=r"stopped \(signal 6, SIGABRT\)"):
+        runtime.run_micro(micro, q)
+    assert runtime.micro_agreement(micro, np.zeros((2, *m.input["shape"][1:]), np.float32)) == 0.0
 
 
 def test_verify_reports_a_micro_model_tflm_cannot_run(exported, card, corpus, tmp_path):
@@ -756,13 +758,13 @@ def test_verify_reports_a_micro_model_tflm_cannot_run(exported, card, corpus, tm
     settings = FeatureSettings.from_dict(card["feature_settings"]).without_normalization()
     (broken / export.MICRO_TFLITE).write_bytes(
         _degenerate_micro_model(settings, len(card["labels"])))
-    report = export.verify(broken, corpus)
+    report = verify.verify(broken, corpus)
     assert report["checks"]["micro_runs_in_tflm"] is False and report["passed"] is False
     assert f"{broken / export.MICRO_TFLITE}: TensorFlow Lite Micro stopped" in report["notes"][0]
 
 
 def test_check_clips_are_augmented_as_the_run_trained(trained, corpus):
-    data = export._data_for(trained.config)
+    data = export.run_data(trained.config)
     clean = export.calibration_audio(data, trained.settings, 20, seed=7)
     noisy = export.calibration_audio(data, trained.settings, 20, seed=7, augment=trained.config)
     again = export.calibration_audio(data, trained.settings, 20, seed=7, augment=trained.config)
@@ -774,22 +776,22 @@ def test_check_clips_are_augmented_as_the_run_trained(trained, corpus):
 def test_per_tensor_ranges_need_check_clips_and_report_their_choice():
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
     model = create_model("tiny_conv", settings.shape, 3)
-    fn = export._features_fn(export.frozen_logits(model), settings)
+    fn = quantization.features_fn(quantization.frozen_logits(model), settings)
     data = wide_bin0(settings, 30, seed=5)[:, None]
 
     def rep():
         return ([x] for x in data)
 
     with pytest.raises(ValueError, match="per_tensor calibration needs check clips"):
-        export.convert(fn, "micro", rep, "per_tensor")
+        quantization.convert(fn, "micro", rep, "per_tensor")
     check = wide_bin0(settings, 30, seed=6)
     probs = tf.nn.softmax(model(check, training=False)).numpy()
     report: dict = {}
-    blob = export.convert(fn, "micro", rep, "per_tensor", (check, probs), report)
+    blob = quantization.convert(fn, "micro", rep, "per_tensor", (check, probs), report)
     assert report["ranges"] == "per_tensor" and report["check_clips"] == 30
     assert set(report["per_tensor"].values()) <= {"average", "minmax"}
     # The model it returns is the one it measured.
-    got = export.TFLiteModel(blob)(check)
+    got = runtime.TFLiteModel(blob)(check)
     assert np.mean(np.abs(got - probs).sum(-1)) == pytest.approx(
         report["check_probability_distance"], abs=1e-6)
     assert report["check_probability_distance"] <= min(
@@ -798,17 +800,17 @@ def test_per_tensor_ranges_need_check_clips_and_report_their_choice():
 
 def test_averaged_ranges_fall_back_to_min_max_when_litert_refuses_them(monkeypatch):
     settings = FeatureSettings(window_stride_ms=120.0, feature_bin_count=8)
-    fn = export._features_fn(export.frozen_logits(create_model("tiny_conv", settings.shape, 3)),
-                             settings)
+    logits = quantization.frozen_logits(create_model("tiny_conv", settings.shape, 3))
+    fn = quantization.features_fn(logits, settings)
     data = np.random.default_rng(1).uniform(-1, 1, (20, 1, *settings.shape)).astype(np.float32)
 
     def rep():
         return ([x] for x in data)
 
-    minmax = export.convert(fn, "micro", rep, "minmax")
-    monkeypatch.setattr(export, "_runs_in_litert", lambda model: False)
+    minmax = quantization.convert(fn, "micro", rep, "minmax")
+    monkeypatch.setattr(quantization, "runs_in_litert", lambda model: False)
     with pytest.warns(UserWarning, match="using min/max ranges"):
-        assert export.convert(fn, "micro", rep, "average") == minmax
+        assert quantization.convert(fn, "micro", rep, "average") == minmax
 
 
 def test_a_model_xnnpack_refuses_runs_with_litert_builtin_kernels():
@@ -817,17 +819,17 @@ def test_a_model_xnnpack_refuses_runs_with_litert_builtin_kernels():
     model = create_model("tiny_conv", settings.shape, 3)
     conv = model.get_layer("first_conv")
     conv.bias.assign(np.full(conv.bias.shape, -1e3, np.float32))
-    fn = export._features_fn(export.frozen_logits(model), settings)
+    fn = quantization.features_fn(quantization.frozen_logits(model), settings)
     data = np.random.default_rng(2).uniform(-100, 100, (10, 1, *settings.shape)).astype(
         np.float32)
-    blob = export.convert(fn, "micro", lambda: ([x] for x in data), "minmax")
-    assert not export._runs_in_litert(blob)
+    blob = quantization.convert(fn, "micro", lambda: ([x] for x in data), "minmax")
+    assert not runtime.runs_in_litert(blob)
     with pytest.warns(UserWarning, match="running it with built-in kernels"):
-        m = export.TFLiteModel(blob)
+        m = runtime.TFLiteModel(blob)
     scores = m(data[:, 0])
     # A dead layer gives every clip the same scores, from the logits layer's bias alone.
     assert scores.shape == (10, 3) and np.allclose(scores, scores[0])
-    assert export.tflite_tensors(blob)["inputs"][0]["dtype"] == "int8"  # the card can list it
+    assert runtime.tflite_tensors(blob)["inputs"][0]["dtype"] == "int8"  # the card can list it
 
 
 def test_float_only_freeze_needs_no_data_and_calibration_needs_it(trained, tmp_path):
@@ -861,7 +863,7 @@ def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
     # Quiet enough that brightness 64 does not saturate the peak: the argmax is the peak.
     write_wav(wav, (0.02 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
     png = tmp_path / "out" / "spectrogram.png"
-    image = export.wav_to_spectrogram(wav, png)
+    image = features.wav_to_spectrogram(wav, png)
     assert image.dtype == np.uint8 and image.shape == (1 + (RATE - 256) // 128, 129)
     decoded = tf.io.decode_png(png.read_bytes()).numpy()
     assert decoded.shape == (*image.shape, 1)
@@ -869,15 +871,15 @@ def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
     # 1 kHz with 256-sample windows at 16 kHz: bin 1000 / (16000 / 256) = 16.
     assert np.bincount(image.argmax(axis=1)).argmax() == 16
     assert 0 < image.max() < 255
-    assert export.main_wav_to_spectrogram(str(wav), str(tmp_path / "b.png")) == 0
-    assert export.main_wav_to_spectrogram(str(tmp_path / "none.wav"), str(png)) == 2
+    assert cli.wav_to_spectrogram_command(str(wav), str(tmp_path / "b.png")) == 0
+    assert cli.wav_to_spectrogram_command(str(tmp_path / "none.wav"), str(png)) == 2
 
 
 def test_native_stderr_is_held_back_unless_the_block_fails(capfd):
-    with export._native_stderr_kept_back():
+    with runtime.native_stderr_kept_back():
         os.write(2, b"fully_quantize: 0, chatter\n")
     assert "chatter" not in capfd.readouterr().err
-    with pytest.raises(RuntimeError, match="boom"), export._native_stderr_kept_back():
+    with pytest.raises(RuntimeError, match="boom"), runtime.native_stderr_kept_back():
         os.write(2, b"the reason it failed\n")
         raise RuntimeError("boom")
     assert "the reason it failed" in capfd.readouterr().err

@@ -14,9 +14,10 @@ import io
 import pytest
 from test_export import WORDS, make_corpus
 
-from kwlesson import export
+from kwlesson import export, verify
 from kwlesson.models import ARCHITECTURES
-from kwlesson.training import TrainConfig, train
+from kwlesson.runs import TrainConfig
+from kwlesson.training import train
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_every_architecture_freezes_and_its_files_agree(arch, tones, tmp_path):
         summaries_dir=str(tmp_path / "logs"), verbosity="warn", seed=2))
     result = export.freeze(run.checkpoint_path, tmp_path / "kws", calibration_clips=40,
                            stream=io.StringIO())
-    report = export.verify(tmp_path / "kws", tones)
+    report = verify.verify(tmp_path / "kws", tones)
     assert report["clips"] >= 40
     assert report["checks"]["float_agrees_with_keras"] is True, report["agreement"]
     assert report["checks"]["micro_runs_in_tflm"] in (True, None), report["agreement"]

@@ -37,13 +37,9 @@ from kwlesson.faults import (  # noqa: E402
     check_numbers,
     damaged_files,
 )
-from kwlesson.training import (  # noqa: E402
-    TrainConfig,
-    TrainingObserver,
-    latest_checkpoint,
-    load_trained,
-    train,
-)
+from kwlesson.progress import TrainingObserver  # noqa: E402
+from kwlesson.runs import TrainConfig, latest_checkpoint, load_trained  # noqa: E402
+from kwlesson.training import train  # noqa: E402
 
 TESTS = Path(__file__).parent
 
@@ -465,19 +461,19 @@ def test_a_wanted_word_without_training_clips_is_a_warning_naming_it(corpus, tmp
 
 def test_label_wav_says_it_labels_only_the_start_of_a_long_file(tmp_path, capsys):
     from kwlesson.audio import write_wav
-    from kwlesson.export import _say_if_partial
+    from kwlesson.label_wav import say_if_partial
 
     long = tmp_path / "long.wav"
     write_wav(long, np.zeros(16000 * 12, np.float32))
     import io
 
     out = io.StringIO()
-    _say_if_partial(long, 1.0, out, "")
+    say_if_partial(long, 1.0, out, "")
     assert out.getvalue() == (f"note: {long} is 12.0 s long; these labels are for its first 1 s "
                               "only (for the whole file: kwlesson test-streaming-accuracy, or "
                               "kwlesson.streaming)\n")
     out = io.StringIO()
-    _say_if_partial(long, 12.0, out, "")
+    say_if_partial(long, 12.0, out, "")
     assert out.getvalue() == ""
 
 

@@ -14,7 +14,7 @@ from tone_corpus import make_steady_tone_corpus
 
 from kwlesson import widgets as widgets_module
 from kwlesson.checks import check_03_learning_rate
-from kwlesson.training import TrainConfig, checkpoint_prefix, latest_checkpoint
+from kwlesson.runs import TrainConfig, checkpoint_prefix, latest_checkpoint
 from kwlesson.widgets import DASHBOARD_REPR, TrainingDashboard, train_with_dashboard_async
 
 NOTEBOOK = (Path(__file__).resolve().parent.parent / "notebooks"

@@ -96,7 +96,8 @@ def test_the_same_settings_give_the_same_row(corpus, tmp_path):
 
 
 def test_several_seeds_give_a_mean_and_a_spread_per_column(corpus, tmp_path):
-    from kwlesson.training import QUICK_RECIPE, TrainConfig
+    from kwlesson.runs import TrainConfig
+    from kwlesson.training import QUICK_RECIPE
 
     wi = WhatIf(corpus, wanted_words=",".join(WORDS), steps=6, batch_size=16, seeds=3,
                 cache=False, work_dir=tmp_path)

@@ -30,7 +30,9 @@ RUN_TIMEOUT_S = 300
 
 WORKER = """
 import json, sys
-from kwlesson.training import TrainConfig, TrainingObserver, train
+from kwlesson.progress import TrainingObserver
+from kwlesson.runs import TrainConfig
+from kwlesson.training import train
 cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
 class Replicas(TrainingObserver):
     def on_train_begin(self, info):
@@ -46,7 +48,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _config(corpus: Path, run: Path, **changes) -> dict:
-    from kwlesson.training import TrainConfig
+    from kwlesson.runs import TrainConfig
 
     cfg = TrainConfig(
         data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kwlesson import checks
+from kwlesson import student_copies
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -77,9 +77,9 @@ def test_small_enough_for_git(path):
 def test_student_copy_is_current(path):
     copy = STUDENT / path.name
     assert copy.exists(), f"student/{path.name} missing: run `kwlesson student-copies`"
-    assert copy.read_text(encoding="utf-8") == checks.student_copy_text(path), (
+    assert copy.read_text(encoding="utf-8") == student_copies.student_copy_text(path), (
         f"student/{path.name} is out of date: run `kwlesson student-copies`")
-    assert checks.BEGIN not in copy.read_text(encoding="utf-8")
+    assert student_copies.BEGIN not in copy.read_text(encoding="utf-8")
 
 
 def test_student_copy_drops_run_timestamps_and_widget_state():
@@ -88,7 +88,7 @@ def test_student_copy_drops_run_timestamps_and_widget_state():
                      "metadata": {"tags": ["parameters"],
                                   "execution": {"iopub.status.idle": "2026-11-24T01:52:41Z"}}}],
           "metadata": {"widgets": {"state": {}}, "kernelspec": {"name": "python3"}}}
-    student = checks.strip_solutions(nb)
+    student = student_copies.strip_solutions(nb)
     assert student["cells"][0]["metadata"] == {"tags": ["parameters"]}
     assert student["metadata"] == {"kernelspec": {"name": "python3"}}
     assert "execution" in nb["cells"][0]["metadata"], "the lesson itself is left as it was"
@@ -98,4 +98,4 @@ def test_strip_solutions_refuses_unbalanced_markers():
     nb = {"cells": [{"cell_type": "code", "source": "### BEGIN SOLUTION\nx = 1\n",
                      "outputs": [], "execution_count": 1, "metadata": {}}]}
     with pytest.raises(ValueError, match="without"):
-        checks.strip_solutions(nb)
+        student_copies.strip_solutions(nb)

@@ -4,7 +4,7 @@ import tempfile
 from pathlib import Path
 
 from kwlesson import config
-from kwlesson.training import TrainConfig
+from kwlesson.runs import TrainConfig
 
 
 def test_seed_defaults_stay_where_tmp_exists(monkeypatch, tmp_path):

@@ -324,7 +324,8 @@ def test_main_generate_streaming_test(corpus, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
-    from kwlesson.training import TrainConfig, train
+    from kwlesson.runs import TrainConfig
+    from kwlesson.training import train
 
     run = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(

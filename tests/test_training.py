@@ -25,21 +25,25 @@ from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 
 from kwlesson.audio import write_wav  # noqa: E402
 from kwlesson.data import SpeechCommands  # noqa: E402
-from kwlesson.training import (  # noqa: E402
+from kwlesson.progress import (  # noqa: E402
     BarProgress,
-    PiecewiseRate,
     TextProgress,
-    TrainConfig,
     TrainingObserver,
-    checkpoint_prefix,
     confusion_image,
     format_confusion,
+)
+from kwlesson.runs import (  # noqa: E402
+    TrainConfig,
+    checkpoint_prefix,
     latest_checkpoint,
-    load_data,
     load_trained,
-    make_optimizer,
     parse_schedule,
     read_run_files,
+)
+from kwlesson.training import (  # noqa: E402
+    PiecewiseRate,
+    load_data,
+    make_optimizer,
     train,
 )
 
@@ -118,12 +122,28 @@ def test_parse_schedule_pairs_steps_and_rates():
     assert parse_schedule("100", "0.01") == [(100, 0.01)]
 
 
+def test_a_phase_of_zero_steps_is_accepted_and_skipped_as_the_seed_does():
+    # kwlesson train --how_many_training_steps=300,0 --learning_rate=0.001,0.0001
+    cfg = TrainConfig(how_many_training_steps="300,0", learning_rate="0.001,0.0001")
+    cfg.validate()
+    assert cfg.total_steps() == 300
+    rate = PiecewiseRate(cfg.schedule())
+    assert {rate.rate_at_step(s) for s in range(1, 301)} == {0.001}
+    # A zero phase first: every step takes the next phase's rate (the seed's lookup).
+    rate = PiecewiseRate(parse_schedule("0,5", "0.1,0.01"))
+    assert [rate.rate_at_step(s) for s in range(1, 6)] == [0.01] * 5
+    np.testing.assert_allclose([float(rate(tf.constant(i))) for i in range(5)], [0.01] * 5,
+                               rtol=1e-6)
+
+
 @pytest.mark.parametrize("steps, rates, match", [
     ("15000,3000", "0.001", r"same number of elements: 2 step counts .* but 1 learning rates"),
     ("15000", "0.001,0.0001", r"1 step counts .* but 2 learning rates"),
     ("15000,x", "0.001,0.0001", r"how_many_training_steps must be comma-separated numbers"),
     ("100", "fast", r"learning_rate must be comma-separated numbers"),
-    ("0", "0.1", r"positive"),
+    ("0", "0.1", r"at least 1 in all"),
+    ("0,0", "0.1,0.01", r"at least 1 in all"),
+    ("10,-5", "0.1,0.01", r"0 or more per phase"),
     ("10", "-0.1", r"positive"),
 ])
 def test_parse_schedule_rejects_bad_input(steps, rates, match):
@@ -542,7 +562,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
-    from kwlesson.training import TrainConfig, TrainingObserver, train
+    from kwlesson.progress import TrainingObserver
+    from kwlesson.runs import TrainConfig
+    from kwlesson.training import train
     cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
     class Replicas(TrainingObserver):
         def on_train_begin(self, info):

@@ -21,14 +21,9 @@ from tone_corpus import make_steady_tone_corpus
 
 from kwlesson import plots
 from kwlesson import widgets as widgets_module
-from kwlesson.training import (
-    TrainConfig,
-    TrainingObserver,
-    TrainResult,
-    checkpoint_prefix,
-    latest_checkpoint,
-    train,
-)
+from kwlesson.progress import TrainingObserver
+from kwlesson.runs import TrainConfig, TrainResult, checkpoint_prefix, latest_checkpoint
+from kwlesson.training import train
 from kwlesson.widgets import (
     DASHBOARD_REPR,
     History,
