@@ -12,7 +12,7 @@ before and after; it does not write RESULTS.md (paste the output there).
 Without ``--steps`` the weights are untrained (sizes and speed do not depend on them) and the
 calibration clips are random noise. With ``--steps N`` each architecture is first trained for N
 steps on ``--data_dir`` (with the official background noise) and frozen with
-:func:`kwlesson.export.freeze`, and the table adds :func:`kwlesson.export.verify`'s accuracies
+:func:`kwlesson.export.freeze`, and the table adds :func:`kwlesson.verify.verify`'s accuracies
 on the validation split (Keras, float, int8, micro). ``--latency_only --work DIR`` re-times the
 files an earlier run left in DIR, without training or converting: for a quieter machine.
 

@@ -1,4 +1,4 @@
-"""Do the exported files keep their promises? ``kwlesson.export.verify`` on two data sets.
+"""Do the exported files keep their promises? ``kwlesson.verify.verify`` on two data sets.
 
 The promises (issue "Freeze it for phones and microcontrollers"): the float ``.tflite`` picks
 the Keras model's top label on at least 99.5% of held-out clips; the int8 file's accuracy is at
