@@ -69,12 +69,9 @@ __all__ = [
     "SpectrogramExplorer",
     "StreamingTuner",
     "TrainingDashboard",
-    "detection_verdicts",
     "format_progress",
     "in_notebook",
-    "moving_average",
     "spectrogram_explorer",
-    "stream_figure",
     "streaming_tuner",
     "train_with_dashboard",
     "train_with_dashboard_async",
@@ -755,130 +752,6 @@ def spectrogram_explorer(clip: np.ndarray, **options: Any) -> SpectrogramExplore
 
 #: The tuner's text form, the same on every run (nbval compares it).
 TUNER_REPR = "StreamingTuner(...)"
-#: Colour of a detection by verdict (as counted by kwlesson.streaming.calculate_accuracy_stats).
-VERDICT_COLORS = {"correct": "tab:green", "wrong": "tab:red", "false positive": "tab:purple"}
-
-
-def moving_average(times_ms: Any, scores: np.ndarray, average_window_ms: float) -> np.ndarray:
-    """Each row averaged with the rows of the last ``average_window_ms`` (a row exactly that old
-    counts), as :class:`kwlesson.streaming.RecognizeCommands` averages before it decides.
-
-    >>> moving_average([0, 100, 200], np.array([[0.0], [1.0], [2.0]]), 100)[:, 0]
-    array([0. , 0.5, 1.5])
-    """
-    times = np.asarray(times_ms, np.float64).reshape(-1)
-    scores = np.asarray(scores, np.float64)
-    idx = np.arange(len(times))
-    starts = np.searchsorted(times, times - average_window_ms, side="left")
-    csum = np.concatenate([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
-    return (csum[idx + 1] - csum[starts]) / (idx - starts + 1)[:, None]
-
-
-def detection_verdicts(ground_truth: Any, detections: Any,
-                       time_tolerance_ms: float = 750) -> list[str]:
-    """'correct', 'wrong' or 'false positive' for each detection, in order, exactly as
-    :func:`kwlesson.streaming.calculate_accuracy_stats` counts it.
-
-    >>> from kwlesson.streaming import Detection
-    >>> found = [Detection(1200, "yes", 0.9), Detection(9000, "no", 0.8)]
-    >>> detection_verdicts([("yes", 1000)], found)
-    ['correct', 'false positive']
-    """
-    from kwlesson.streaming import calculate_accuracy_stats
-
-    verdicts = []
-    before = calculate_accuracy_stats(ground_truth, [], None, time_tolerance_ms)
-    for k in range(len(detections)):
-        now = calculate_accuracy_stats(ground_truth, detections[:k + 1], None, time_tolerance_ms)
-        if now.how_many_false_positives > before.how_many_false_positives:
-            verdicts.append("false positive")
-        elif now.how_many_correct_words > before.how_many_correct_words:
-            verdicts.append("correct")
-        else:
-            verdicts.append("wrong")
-        before = now
-    return verdicts
-
-
-def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any = (),
-                  detections: Any = (), *, average_window_ms: float = 0,
-                  detection_threshold: float | None = None, start_s: float = 0,
-                  span_s: float | None = 30, time_tolerance_ms: float = 750,
-                  fig: Figure | None = None) -> Figure:
-    """Scores over time, with the ground truth and the detections: one line per label except
-    ``_silence_`` (averaged over ``average_window_ms`` when it is > 0), the threshold as a
-    dashed line, each ground-truth word as a grey band over its 1 s clip with its label on top,
-    and each detection as a triangle coloured by its verdict (green correct, red wrong, purple
-    false positive). Points sit at the start of their 1 s window, as the ground truth does.
-    Shows ``span_s`` seconds from ``start_s`` (``None``: all). End the cell with plt.show().
-
-    Introduced in notebook 08.
-
-    >>> fig = stream_figure([0, 30, 60], np.full((3, 2), 0.5), ["_silence_", "yes"])
-    >>> fig.axes[0].get_xlabel()
-    'time (s)'
-    """
-    times = np.asarray(times_ms, np.float64).reshape(-1)
-    scores = np.asarray(scores, np.float64)
-    labels = list(labels)
-    if average_window_ms > 0:
-        scores = moving_average(times, scores, average_window_ms)
-    end_s = (times[-1] / 1000 + 1 if len(times) else 1.0) if span_s is None else start_s + span_s
-    if fig is None:
-        import matplotlib.pyplot as plt  # only here: the tuner draws into its own figure
-
-        fig = plt.figure(figsize=(10, 3.4))
-    else:
-        fig.clear()
-    ax = fig.add_subplot(1, 1, 1)
-    seen = (times >= start_s * 1000 - 1000) & (times <= end_s * 1000)
-    t = times[seen] / 1000
-    words = [label for label in labels if label not in ("_silence_", "_unknown_")]
-    colors = dict(zip(words, _label_colors(len(words))))
-    for k, label in enumerate(labels):
-        if label == "_silence_":
-            continue
-        if label == "_unknown_":  # legends skip labels that start with "_"
-            style = {"color": "0.55", "linestyle": ":", "label": "unknown"}
-        else:
-            style = {"color": colors[label], "label": label}
-        ax.plot(t, scores[seen, k], linewidth=0.9, **style)
-    if detection_threshold is not None:
-        ax.axhline(detection_threshold, color="0.2", linestyle="--", linewidth=0.8)
-    for label, gt in ground_truth:
-        g = gt / 1000
-        if g + 1 < start_s or g > end_s:
-            continue
-        ax.axvspan(g, g + 1, color="0.85", zorder=0, lw=0)
-        ax.text(g + 0.5, 1.08, label.strip("_"), ha="center", va="bottom", fontsize=8,
-                color="0.25", clip_on=True)
-    verdicts = detection_verdicts(ground_truth, detections, time_tolerance_ms)
-    for det, verdict in zip(detections, verdicts):
-        d = det.time_ms / 1000
-        if start_s <= d <= end_s:
-            ax.plot([d], [det.score], marker="v", markersize=9, color=VERDICT_COLORS[verdict],
-                    markeredgecolor="black", markeredgewidth=0.6, zorder=5)
-            ax.text(d, det.score + 0.04, det.label, ha="center", va="bottom", fontsize=8,
-                    color=VERDICT_COLORS[verdict], fontweight="bold", zorder=6)
-    ax.set(xlim=(start_s, end_s), ylim=(0, 1.2), xlabel="time (s)",
-           ylabel="averaged score" if average_window_ms > 0 else "score")
-    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
-    what = f"averaged over {average_window_ms:g} ms" if average_window_ms > 0 else "raw scores"
-    ax.set_title(f"Scores over time ({what}); grey: ground truth; triangles: detections "
-                 "(green correct, red wrong, purple false positive)", fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def _label_colors(n: int) -> list[Any]:
-    """``n`` distinct colours (tab10, then tab20) for one line per label."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(k % cmap.N) for k in range(n)]
-
-
 class _TunerBox(widgets.VBox):
     """A VBox whose text form never changes (the default lists every child's state)."""
 
@@ -892,8 +765,8 @@ class StreamingTuner:
 
     The model ran once (:func:`kwlesson.streaming.stream_scores`); moving a slider re-runs only
     the cheap part, :func:`kwlesson.streaming.recognize_scores` (milliseconds), then redraws the
-    scores with the detections and ground truth (:func:`stream_figure`) and the accuracy line
-    (:meth:`kwlesson.streaming.StreamingAccuracyStats.summary`).
+    scores with the detections and ground truth (:func:`kwlesson.plots.stream_figure`) and the
+    accuracy line (:meth:`kwlesson.streaming.StreamingAccuracyStats.summary`).
 
     Controls, to move by hand or from code: ``average_slider`` (ms), ``threshold_slider``,
     ``suppression_slider`` (ms), ``minimum_count_slider``, ``view_slider`` (the first second
@@ -995,11 +868,11 @@ class StreamingTuner:
 
     def redraw(self) -> None:
         """Redraw the picture for the current detections and view."""
-        stream_figure(self.times_ms, self.scores, self.labels, self.ground_truth,
-                      self.detections, average_window_ms=self.average_slider.value,
-                      detection_threshold=self.threshold_slider.value,
-                      start_s=self.view_slider.value, span_s=self.span_s,
-                      time_tolerance_ms=self.time_tolerance_ms, fig=self._picture.figure)
+        plots.stream_figure(self.times_ms, self.scores, self.labels, self.ground_truth,
+                            self.detections, average_window_ms=self.average_slider.value,
+                            detection_threshold=self.threshold_slider.value,
+                            start_s=self.view_slider.value, span_s=self.span_s,
+                            time_tolerance_ms=self.time_tolerance_ms, fig=self._picture.figure)
         self.image.value = self._picture.png()
         self.renders += 1
 
