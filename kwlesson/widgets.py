@@ -586,17 +586,3 @@ def upload_and_label(model: Any, **options: Any) -> KeywordUploader:
     KeywordUploader(...)
     """
     return KeywordUploader(model, **options)
-
-
-# --------------------------------------------------------------------------------------------
-# Notebooks 08 and 09: the microphone (recorder and live view), kept in kwlesson.microphone
-
-from kwlesson.microphone import (  # noqa: E402
-    LiveResult,
-    Microphone,
-    live_view,
-    microphone_problem,
-    recorder,
-)
-
-__all__ += ["LiveResult", "Microphone", "live_view", "microphone_problem", "recorder"]
