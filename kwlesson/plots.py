@@ -7,11 +7,11 @@ Every function returns a matplotlib :class:`~matplotlib.figure.Figure` and never
 
 Pass ``fig=`` to draw into a figure you own (it is cleared first). Without it a new pyplot
 figure is made, so ``plt.show()`` displays it in a notebook. The training dashboard
-(:mod:`kwlesson.widgets`) passes its own off-screen figure, redrawn again and again, so the
+(:mod:`kwlesson.dashboard`) passes its own off-screen figure, redrawn again and again, so the
 notebook never collects a pile of figures.
 
-Only the faces (widgets, plots, checks, cli) import matplotlib; this module needs numpy and
-matplotlib alone (no TensorFlow), so plotting a wav is quick.
+Only the faces (dashboard, widgets, what_if, plots, checks, cli) import matplotlib; this
+module needs numpy and matplotlib alone (no TensorFlow), so plotting a wav is quick.
 
 Introduced in notebook 01 (waveform, spectrogram), notebook 03 (curves, confusion matrix) and
 notebook 08 (a stream's scores, ground truth and detections).
