@@ -1,7 +1,7 @@
 """What the live view costs the kernel per microphone chunk.
 
 Plays the first ``--seconds`` of lesson 08's test recording (made if missing) into
-``kwlesson.widgets.live_view(kw.quick_model())`` as a browser would: 100 ms chunks at 48 kHz,
+``kwlesson.microphone.live_view(kw.quick_model())`` as a browser would: 100 ms chunks at 48 kHz,
 through ``feed`` (resampling, features, windows every 30 ms, RecognizeCommands). Prints the time
 per chunk (median, 95th percentile, max) and the real-time factor, with the load average.
 
@@ -35,7 +35,7 @@ def main() -> None:
     kw.setup(seed=0)
     from kwlesson import streaming, synth
     from kwlesson.audio import read_wav
-    from kwlesson.widgets import live_view
+    from kwlesson.microphone import live_view
 
     wav = kw.data_home() / "streaming" / "bench_microphone.wav"
     if not wav.exists():

@@ -1,8 +1,9 @@
 """kwlesson: a course package that teaches keyword spotting with TensorFlow.
 
 The package is flat, one module per stage of the lesson (audio, features, data, synth, models,
-training, evaluation, export, streaming, widgets, plots, checks, cli). Importing ``kwlesson``
-is cheap: TensorFlow loads only when a module that needs it is imported.
+training, evaluation, export, streaming, dashboard, widgets, what_if, microphone, plots, checks,
+cli). Importing ``kwlesson`` is cheap: TensorFlow loads only when a module that needs it is
+imported.
 
 >>> import kwlesson as kw
 >>> kw.setup(seed=0)  # doctest: +SKIP

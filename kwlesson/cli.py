@@ -362,7 +362,7 @@ def _student_copies(args: argparse.Namespace) -> int:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per :class:`kwlesson.training.TrainConfig` field, with the seed's names.
+    """One flag per :class:`kwlesson.runs.TrainConfig` field, with the seed's names.
 
     Flags left out stay absent from the parsed namespace, so the command knows what was given.
     """

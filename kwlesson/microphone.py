@@ -30,7 +30,7 @@ Outside a browser, ``print(mic)`` gives a one-line status such as
 Introduced in notebooks 08 (live view) and 09 (recording your own clips).
 
 >>> import kwlesson as kw
->>> from kwlesson.widgets import live_view
+>>> from kwlesson.microphone import live_view
 >>> view = live_view(kw.quick_model())  # doctest: +SKIP
 >>> view  # in JupyterLab: press Listen and say "yes"  # doctest: +SKIP
 """

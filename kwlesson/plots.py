@@ -1,4 +1,5 @@
-"""Plots the notebooks reuse: confusion matrix, training curves, waveform and spectrogram.
+"""Plots the notebooks reuse: confusion matrix, training curves, waveform, spectrogram and a
+stream's scores over time.
 
 Every function returns a matplotlib :class:`~matplotlib.figure.Figure` and never calls
 ``plt.show()``: end your cell with ``plt.show()`` (house style), or save the figure with
@@ -6,13 +7,14 @@ Every function returns a matplotlib :class:`~matplotlib.figure.Figure` and never
 
 Pass ``fig=`` to draw into a figure you own (it is cleared first). Without it a new pyplot
 figure is made, so ``plt.show()`` displays it in a notebook. The training dashboard
-(:mod:`kwlesson.widgets`) passes its own off-screen figure, redrawn again and again, so the
+(:mod:`kwlesson.dashboard`) passes its own off-screen figure, redrawn again and again, so the
 notebook never collects a pile of figures.
 
-Only the faces (widgets, plots, checks, cli) import matplotlib; this module needs numpy and
-matplotlib alone (no TensorFlow), so plotting a wav is quick.
+Only the faces (dashboard, widgets, what_if, plots, checks, cli) import matplotlib; this
+module needs numpy and matplotlib alone (no TensorFlow), so plotting a wav is quick.
 
-Introduced in notebook 01 (waveform, spectrogram) and notebook 03 (curves, confusion matrix).
+Introduced in notebook 01 (waveform, spectrogram), notebook 03 (curves, confusion matrix) and
+notebook 08 (a stream's scores, ground truth and detections).
 
 >>> import numpy as np
 >>> from kwlesson import plots
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -34,6 +37,7 @@ __all__ = [
     "figure_png",
     "smooth",
     "spectrogram",
+    "stream_figure",
     "training_curves",
     "waveform",
 ]
@@ -314,3 +318,87 @@ def spectrogram(x: np.ndarray, sample_rate: int = 16000, *, window_ms: float = 3
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# A stream's scores over time, with its ground truth and detections (notebook 08)
+
+def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any = (),
+                  detections: Any = (), *, average_window_ms: float = 0,
+                  detection_threshold: float | None = None, start_s: float = 0,
+                  span_s: float | None = 30, time_tolerance_ms: float = 750,
+                  fig: Figure | None = None) -> Figure:
+    """Scores over time, with the ground truth and the detections: one line per label except
+    ``_silence_`` (averaged over ``average_window_ms`` when it is > 0), the threshold as a
+    dashed line, each ground-truth word as a grey band over its 1 s clip with its label on top,
+    and each detection as a triangle coloured by its verdict (green correct, red wrong, purple
+    false positive). Points sit at the start of their 1 s window, as the ground truth does.
+    Shows ``span_s`` seconds from ``start_s`` (``None``: all). End the cell with plt.show().
+
+    Introduced in notebook 08.
+
+    >>> fig = stream_figure([0, 30, 60], np.full((3, 2), 0.5), ["_silence_", "yes"])
+    >>> fig.axes[0].get_xlabel()
+    'time (s)'
+    """
+    from kwlesson.streaming import VERDICT_COLORS, detection_verdicts, moving_average
+
+    times = np.asarray(times_ms, np.float64).reshape(-1)
+    scores = np.asarray(scores, np.float64)
+    labels = list(labels)
+    if average_window_ms > 0:
+        scores = moving_average(times, scores, average_window_ms)
+    end_s = (times[-1] / 1000 + 1 if len(times) else 1.0) if span_s is None else start_s + span_s
+    if fig is None:
+        import matplotlib.pyplot as plt  # only here: the tuner draws into its own figure
+
+        fig = plt.figure(figsize=(10, 3.4))
+    else:
+        fig.clear()
+    ax = fig.add_subplot(1, 1, 1)
+    seen = (times >= start_s * 1000 - 1000) & (times <= end_s * 1000)
+    t = times[seen] / 1000
+    words = [label for label in labels if label not in ("_silence_", "_unknown_")]
+    colors = dict(zip(words, _label_colors(len(words))))
+    for k, label in enumerate(labels):
+        if label == "_silence_":
+            continue
+        if label == "_unknown_":  # legends skip labels that start with "_"
+            style = {"color": "0.55", "linestyle": ":", "label": "unknown"}
+        else:
+            style = {"color": colors[label], "label": label}
+        ax.plot(t, scores[seen, k], linewidth=0.9, **style)
+    if detection_threshold is not None:
+        ax.axhline(detection_threshold, color="0.2", linestyle="--", linewidth=0.8)
+    for label, gt in ground_truth:
+        g = gt / 1000
+        if g + 1 < start_s or g > end_s:
+            continue
+        ax.axvspan(g, g + 1, color="0.85", zorder=0, lw=0)
+        ax.text(g + 0.5, 1.08, label.strip("_"), ha="center", va="bottom", fontsize=8,
+                color="0.25", clip_on=True)
+    verdicts = detection_verdicts(ground_truth, detections, time_tolerance_ms)
+    for det, verdict in zip(detections, verdicts):
+        d = det.time_ms / 1000
+        if start_s <= d <= end_s:
+            ax.plot([d], [det.score], marker="v", markersize=9, color=VERDICT_COLORS[verdict],
+                    markeredgecolor="black", markeredgewidth=0.6, zorder=5)
+            ax.text(d, det.score + 0.04, det.label, ha="center", va="bottom", fontsize=8,
+                    color=VERDICT_COLORS[verdict], fontweight="bold", zorder=6)
+    ax.set(xlim=(start_s, end_s), ylim=(0, 1.2), xlabel="time (s)",
+           ylabel="averaged score" if average_window_ms > 0 else "score")
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    what = f"averaged over {average_window_ms:g} ms" if average_window_ms > 0 else "raw scores"
+    ax.set_title(f"Scores over time ({what}); grey: ground truth; triangles: detections "
+                 "(green correct, red wrong, purple false positive)", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _label_colors(n: int) -> list[Any]:
+    """``n`` distinct colours (tab10, then tab20) for one line per label."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(k % cmap.N) for k in range(n)]

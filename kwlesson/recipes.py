@@ -1,4 +1,4 @@
-"""Named training recipes: sets of :class:`kwlesson.training.TrainConfig` fields that were
+"""Named training recipes: sets of :class:`kwlesson.runs.TrainConfig` fields that were
 measured to work, so nobody has to copy flags (``kwlesson train --recipe NAME``).
 
 Plain data, no TensorFlow: benchmarks and the command line read it before anything heavy loads.

@@ -1034,6 +1034,54 @@ test_streaming_accuracy.__test__ = False  # a tool named like the reference's, n
 
 
 # --------------------------------------------------------------------------------------------
+# Reading a stream's scores: the averaging RecognizeCommands does, and each detection's verdict
+# (numpy only; lesson 08 draws them with kwlesson.plots.stream_figure)
+
+__all__ += ["VERDICT_COLORS", "moving_average", "detection_verdicts"]
+
+#: Colour of a detection by verdict (as counted by :func:`calculate_accuracy_stats`).
+VERDICT_COLORS = {"correct": "tab:green", "wrong": "tab:red", "false positive": "tab:purple"}
+
+
+def moving_average(times_ms: Any, scores: np.ndarray, average_window_ms: float) -> np.ndarray:
+    """Each row averaged with the rows of the last ``average_window_ms`` (a row exactly that old
+    counts), as :class:`RecognizeCommands` averages before it decides.
+
+    >>> moving_average([0, 100, 200], np.array([[0.0], [1.0], [2.0]]), 100)[:, 0]
+    array([0. , 0.5, 1.5])
+    """
+    times = np.asarray(times_ms, np.float64).reshape(-1)
+    scores = np.asarray(scores, np.float64)
+    idx = np.arange(len(times))
+    starts = np.searchsorted(times, times - average_window_ms, side="left")
+    csum = np.concatenate([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
+    return (csum[idx + 1] - csum[starts]) / (idx - starts + 1)[:, None]
+
+
+def detection_verdicts(ground_truth: Any, detections: Any,
+                       time_tolerance_ms: float = 750) -> list[str]:
+    """'correct', 'wrong' or 'false positive' for each detection, in order, exactly as
+    :func:`calculate_accuracy_stats` counts it.
+
+    >>> found = [Detection(1200, "yes", 0.9), Detection(9000, "no", 0.8)]
+    >>> detection_verdicts([("yes", 1000)], found)
+    ['correct', 'false positive']
+    """
+    verdicts = []
+    before = calculate_accuracy_stats(ground_truth, [], None, time_tolerance_ms)
+    for k in range(len(detections)):
+        now = calculate_accuracy_stats(ground_truth, detections[:k + 1], None, time_tolerance_ms)
+        if now.how_many_false_positives > before.how_many_false_positives:
+            verdicts.append("false positive")
+        elif now.how_many_correct_words > before.how_many_correct_words:
+            verdicts.append("correct")
+        else:
+            verdicts.append("wrong")
+        before = now
+    return verdicts
+
+
+# --------------------------------------------------------------------------------------------
 # What the command line calls
 
 

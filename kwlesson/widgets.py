@@ -1,50 +1,38 @@
-"""A live training dashboard for the notebook, and its plain-text form for the terminal.
+"""The lessons' panels: sliders and buttons that redraw as you move them, in a notebook.
 
-:class:`TrainingDashboard` is a :class:`~kwlesson.training.TrainingObserver`: pass it to
-:func:`kwlesson.training.train` and it shows, while the model trains,
+- :class:`SpectrogramExplorer` (:func:`spectrogram_explorer`, notebook 01): window size, stride
+  and bins over one clip's features, and the size of the model input they give;
+- :class:`StreamingTuner` (:func:`streaming_tuner`, notebook 08): RecognizeCommands' averaging
+  window, threshold, suppression and minimum count over a stream's precomputed scores, with the
+  detections, the ground truth and the accuracy line;
+- :class:`KeywordUploader` (:func:`upload_and_label`, notebook 09): label a recording you
+  upload with a trained model.
 
-- a progress bar with ``step 300/1200 · 41 steps/s · 0:22 left``,
-- the loss and accuracy curves (training, and validation at every evaluation),
-- the latest confusion matrix as a heatmap (rows truth, columns prediction),
-- a **Stop** button: training saves a checkpoint at the current step and ends cleanly.
+Lesson 03's training dashboard (:mod:`kwlesson.dashboard`) and lesson 05's what-if panel
+(:mod:`kwlesson.what_if`) are made of the same pieces, defined here; the microphone's recorder
+and live view (lessons 08 and 09) are in :mod:`kwlesson.microphone`.
 
-The pictures are drawn by matplotlib's Agg renderer into ``ipywidgets.Image`` (PNG bytes), so
-the dashboard needs nothing in JupyterLab 4 beyond ipywidgets. Redraws are throttled (at most
-every ``redraw_seconds``, and at every evaluation) so the dashboard costs training almost
-nothing. Its text form in a saved notebook is always ``TrainingDashboard(...)``, so nbval sees
-the same output on every run. Outside a notebook the same object prints the run as
-:class:`~kwlesson.training.TextProgress` does.
+Every panel keeps its widgets in ``panel.widget``: display the panel (or its widget) in a cell.
+Its text form is fixed (``SpectrogramExplorer(...)`` and so on, :class:`FixedRepr` and
+:class:`FixedReprBox`), so a saved notebook's output is the same on every run for nbval. The
+pictures are drawn by matplotlib's Agg renderer into ``ipywidgets.Image`` (PNG bytes,
+:class:`Picture`), so the panels need nothing in JupyterLab 4 beyond ipywidgets. A callback
+that fails (a slider moved in the browser) shows its traceback under the panel instead of in
+JupyterLab's log console.
 
-A cell that blocks the kernel cannot hear a button: the kernel handles clicks between cells or
-while a cell awaits. So in a notebook write ``await``::
-
-    result = await train_with_dashboard_async(config)   # Stop button works
-
-:func:`train_with_dashboard` (no ``await``) also works; there the toolbar's Interrupt (■)
-stops training cleanly (checkpoint, test, result) and the Stop button is greyed out, as it is
-when you pass the dashboard to ``train()`` in a cell yourself.
-
-Introduced in notebook 03.
-
->>> from kwlesson.training import TrainConfig
->>> from kwlesson.widgets import train_with_dashboard_async
->>> result = await train_with_dashboard_async(TrainConfig(data_dir="data"))  # doctest: +SKIP
+>>> import numpy as np
+>>> from kwlesson.widgets import spectrogram_explorer
+>>> ex = spectrogram_explorer(np.zeros(16000, np.float32))
+>>> ex
+SpectrogramExplorer(...)
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import dataclasses
 import io
-import math
-import sys
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar
 
 import ipywidgets as widgets
 import numpy as np
@@ -54,132 +42,55 @@ from matplotlib.figure import Figure
 from kwlesson import plots
 from kwlesson.audio import fit_length
 from kwlesson.features import MFCC_MEL_BINS, FeatureSettings, compute_features
-from kwlesson.training import (
-    QUICK_RECIPE,
-    TextProgress,
-    TrainConfig,
-    TrainingObserver,
-    TrainResult,
-    train,
-)
 
 __all__ = [
-    "History",
+    "EXPLORER_REPR",
+    "TUNER_REPR",
+    "UPLOADER_REPR",
+    "FixedRepr",
+    "FixedReprBox",
     "KeywordUploader",
+    "Picture",
     "SpectrogramExplorer",
     "StreamingTuner",
-    "TrainingDashboard",
-    "detection_verdicts",
-    "format_progress",
-    "in_notebook",
-    "moving_average",
     "spectrogram_explorer",
-    "stream_figure",
     "streaming_tuner",
-    "train_with_dashboard",
-    "train_with_dashboard_async",
     "upload_and_label",
 ]
 
-#: The dashboard's text form, the same on every run (nbval compares it).
-DASHBOARD_REPR = "TrainingDashboard(...)"
-STOP_TOOLTIP = "Save a checkpoint at the current step and end training"
-BLOCKED_TOOLTIP = ("This cell blocks the kernel, so it cannot hear a click. Press the toolbar's "
-                   "Interrupt (■) to stop cleanly, or run "
-                   "`await train_with_dashboard_async(config)` next time.")
+
+# --------------------------------------------------------------------------------------------
+# What every panel (and the dashboard, the what-if panel) is made of
+
+class FixedReprBox(widgets.VBox):
+    """A VBox whose text form is always ``repr_text`` (the default lists every child's state,
+    which changes from run to run; a saved notebook's outputs must not)."""
+
+    def __init__(self, children: Sequence[widgets.Widget] = (), *, repr_text: str,
+                 **kwargs: Any) -> None:
+        super().__init__(children, **kwargs)
+        self.repr_text = repr_text
+
+    def __repr__(self) -> str:
+        return self.repr_text
 
 
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, nbval), else False.
+class FixedRepr:
+    """For a panel that keeps its widgets in ``self.widget``: its text form is the class's
+    ``REPR``, the same on every run (nbval compares it), and displaying the panel in a notebook
+    shows ``self.widget``."""
 
-    >>> in_notebook()
-    False
-    """
-    ipython = sys.modules.get("IPython")
-    if ipython is None:  # never imported: certainly not in a kernel
-        return False
-    shell = ipython.get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    REPR: ClassVar[str]
+    widget: widgets.Widget
 
+    def __repr__(self) -> str:
+        return self.REPR
 
-def _duration(seconds: float) -> str:
-    seconds = round(max(seconds, 0))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return self.widget._repr_mimebundle_(**kwargs)
 
 
-def format_progress(step: int, total: int, steps_per_second: float) -> str:
-    """The dashboard's progress line.
-
-    >>> format_progress(300, 1200, 41.2)
-    'step 300/1200 · 41 steps/s · 0:22 left'
-    >>> format_progress(1, 1200, 0.0)
-    'step 1/1200'
-    """
-    text = f"step {step}/{total}"
-    if steps_per_second > 0 and math.isfinite(steps_per_second):
-        speed = (f"{steps_per_second:.0f}" if steps_per_second >= 10
-                 else f"{steps_per_second:.1f}")
-        left = max(total - step, 0) / steps_per_second
-        text += f" · {speed} steps/s · {_duration(left)} left"
-    return text
-
-
-@dataclass
-class History:
-    """What the dashboard has seen: one entry per training step, one per evaluation.
-
-    ``accuracies`` and validation accuracies are fractions in [0, 1]; ``losses`` are the
-    batches' cross entropy.
-
-    >>> h = History(steps=[1, 2], losses=[2.5, 2.4], accuracies=[0.1, 0.2])
-    >>> fig = h.plot()
-    """
-
-    steps: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    accuracies: list[float] = field(default_factory=list)
-    rates: list[float] = field(default_factory=list)
-    #: (step, validation accuracy) after each evaluation.
-    validation: list[tuple[int, float]] = field(default_factory=list)
-    #: (step, checkpoint prefix) after each checkpoint.
-    checkpoints: list[tuple[int, str]] = field(default_factory=list)
-    test_accuracy: float | None = None
-
-    def plot(self, total_steps: int | None = None, fig: Figure | None = None) -> Figure:
-        """The curves as a figure (:func:`kwlesson.plots.training_curves`); end with plt.show()."""
-        return plots.training_curves(self.steps, self.losses, self.accuracies, self.validation,
-                                     total_steps=total_steps, fig=fig)
-
-
-def _errors_area() -> widgets.Output:
-    """Where a widget shows the traceback of one of its own callbacks; hidden until then."""
-    return widgets.Output(layout=widgets.Layout(display="none"))
-
-
-def _showing_errors(area: widgets.Output, callback: Callable[..., Any]) -> Callable[..., Any]:
-    """``callback``, except that an exception in it is shown in ``area``, under the widget.
-
-    A slider's callback runs when the browser sends a message, not in a cell, so JupyterLab
-    puts its traceback in the log console, where nobody looks: the picture just stops
-    following the slider. Outside a kernel the exception propagates as usual.
-    """
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return callback(*args, **kwargs)
-        except Exception:
-            area.clear_output()
-            area.layout.display = None
-            with area:  # in a kernel: shows the traceback in the area and swallows it
-                raise
-            return None
-
-    return run
-
-
-class _Picture:
+class Picture:
     """An off-screen figure with its own Agg canvas, drawn to PNG bytes.
 
     Never registered with pyplot, so a notebook does not collect (or auto-display) it, and
@@ -226,369 +137,30 @@ class _Picture:
         return buf.getvalue()
 
 
-class _DashboardBox(widgets.VBox):
-    """A VBox whose text form never changes (the default lists every child's state)."""
-
-    def __repr__(self) -> str:
-        return DASHBOARD_REPR
+def _errors_area() -> widgets.Output:
+    """Where a widget shows the traceback of one of its own callbacks; hidden until then."""
+    return widgets.Output(layout=widgets.Layout(display="none"))
 
 
-class TrainingDashboard(TrainingObserver):
-    """Live curves, confusion matrix, progress and a Stop button for
-    :func:`~kwlesson.training.train`.
+def _showing_errors(area: widgets.Output, callback: Callable[..., Any]) -> Callable[..., Any]:
+    """``callback``, except that an exception in it is shown in ``area``, under the widget.
 
-    ``total_steps`` and ``labels`` are taken from the run when it starts (give them to draw
-    before). ``redraw_seconds``: least time between two redraws of the curves (they are also
-    redrawn at every evaluation and at the end); when drawing is slow the gap grows so that
-    drawing takes at most ``max_overhead`` of the time. ``text``: print the run as
-    :class:`~kwlesson.training.TextProgress` (every ``text_seconds``); default: text outside a
-    notebook. ``draw``: draw the pictures (default: when not text). ``clock`` is for tests.
-
-    Display ``dashboard`` (or ``dashboard.widget``) in a cell; read ``history``,
-    ``last_confusion`` and ``renders`` (how many times each picture was drawn).
-
-    >>> dash = TrainingDashboard(total_steps=1200, text=False)
-    >>> dash
-    TrainingDashboard(...)
-    >>> dash.stop_button.click()
-    >>> dash.should_stop()
-    True
+    A slider's callback runs when the browser sends a message, not in a cell, so JupyterLab
+    puts its traceback in the log console, where nobody looks: the picture just stops
+    following the slider. Outside a kernel the exception propagates as usual.
     """
 
-    def __init__(self, total_steps: int | None = None, labels: list[str] | None = None,
-                 redraw_seconds: float = 1.5, *, text: bool | None = None,
-                 draw: bool | None = None, text_seconds: float = 5.0, stream: TextIO | None = None,
-                 max_overhead: float = 0.02, progress_seconds: float = 0.2, dpi: float = 80,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.total_steps = total_steps
-        self.labels = list(labels) if labels is not None else None
-        self.redraw_seconds = float(redraw_seconds)
-        self.max_overhead = float(max_overhead)
-        self.progress_seconds = float(progress_seconds)
-        self.dpi = dpi
-        self.clock = clock
-        as_text = not in_notebook() if text is None else bool(text)
-        self.text: TextProgress | None = (TextProgress(every_seconds=text_seconds, stream=stream)
-                                          if as_text else None)
-        #: True when the pictures are drawn (by default: when there is no text form).
-        self.draw = (not as_text) if draw is None else bool(draw)
-        self.history = History()
-        self.last_confusion: np.ndarray | None = None
-        self.test_confusion: np.ndarray | None = None
-        self.renders = {"curves": 0, "confusion": 0}
-        self.render_seconds = 0.0  # time spent drawing, all pictures together
-        self._stop = threading.Event()
-        self._caller_blocks = False  # set while train_with_dashboard waits on the main thread
-        self._start_step = 0
-        self._last_progress = -math.inf
-        self._last_render = -math.inf
-        self._render_cost = 0.0
-        self._speed = 0.0
-        self._curves = _Picture((9, 3.0), dpi)
-        self._confusion = _Picture((6, 5), dpi)
-        self._build()
-
-    # ----------------------------------------------------------------------------------------
-    # The widget
-
-    def _build(self) -> None:
-        # In a narrow notebook the row wraps (the button moves under the bar) instead of
-        # cutting the status line and the button's word ("Stopped") short with an ellipsis.
-        self.progress = widgets.IntProgress(value=0, min=0, max=max(self.total_steps or 1, 1),
-                                            description="Training", bar_style="info",
-                                            layout=widgets.Layout(width="40%",
-                                                                  min_width="180px",
-                                                                  flex="0 1 auto"))
-        self.status = widgets.Label("waiting for the first step",
-                                    layout=widgets.Layout(flex="0 0 auto"))
-        self.stop_button = widgets.Button(description="Stop", button_style="danger",
-                                          icon="stop", tooltip=STOP_TOOLTIP,
-                                          layout=widgets.Layout(width="auto", flex="0 0 auto"))
-        self.stop_button.on_click(lambda _button: self.stop())
-        self.curves_image = widgets.Image(format="png", layout=widgets.Layout(
-            max_width="100%", display="none"))
-        self.confusion_image = widgets.Image(format="png", layout=widgets.Layout(
-            max_width="100%", display="none"))
-        row = widgets.HBox([self.progress, self.status, self.stop_button],
-                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        self.widget = _DashboardBox([row, self.curves_image, self.confusion_image])
-
-    def __repr__(self) -> str:
-        return DASHBOARD_REPR
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    # ----------------------------------------------------------------------------------------
-    # Stop
-
-    def stop(self) -> None:
-        """Ask training to save a checkpoint and end after the current step (the Stop button)."""
-        self._stop.set()
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopping…"
-        before = self.status.value.split(" · stopping")[0]
-        self.status.value = before + " · stopping after this step"
-
-    @property
-    def stop_requested(self) -> bool:
-        """True once Stop was pressed (or :meth:`stop` called) in this run."""
-        return self._stop.is_set()
-
-    def should_stop(self) -> bool:
-        return self._stop.is_set()
-
-    def _block_stop_button(self) -> None:
-        """For a cell that blocks the kernel: the button could not be heard, so grey it out."""
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stop: press ■ Interrupt"
-        self.stop_button.tooltip = BLOCKED_TOOLTIP
-
-    # ----------------------------------------------------------------------------------------
-    # Drawing
-
-    def _render_curves(self) -> None:
-        t0 = time.perf_counter()
-        h = self.history
-        fig = plots.training_curves(h.steps, h.losses, h.accuracies, h.validation,
-                                    total_steps=self.total_steps, fig=self._curves.figure)
-        lines = [line for ax in fig.axes for line in ax.get_lines()]
-        self.curves_image.value = self._curves.png_blit(lines)
-        self.curves_image.layout.display = None
-        self.renders["curves"] += 1
-        seconds = time.perf_counter() - t0
-        self.render_seconds += seconds
-        # Rarely a full redraw (new ranges): count the usual, blitted cost, not that one.
-        self._render_cost = seconds if self.renders["curves"] == 1 else min(
-            seconds, 2 * self._render_cost)
-        self._last_render = self.clock()
-
-    def _render_confusion(self, title: str) -> None:
-        t0 = time.perf_counter()
-        plots.confusion_matrix(self.last_confusion, self.labels, title=title,
-                               fig=self._confusion.figure)
-        self.confusion_image.value = self._confusion.png()
-        self.confusion_image.layout.display = None
-        self.renders["confusion"] += 1
-        self.render_seconds += time.perf_counter() - t0
-
-    def _redraw_gap(self) -> float:
-        # Drawing may take at most max_overhead of the time: a slow machine redraws less often.
-        return max(self.redraw_seconds, self._render_cost / max(self.max_overhead, 1e-6))
-
-    def _show_progress(self, step: int) -> None:
-        total = self.total_steps or step
-        self.progress.max = max(total, 1)
-        self.progress.value = min(step, self.progress.max)
-        text = format_progress(step, total, self._speed)
-        if self._stop.is_set():
-            text += " · stopping after this step"
-        self.status.value = text
-
-    # ----------------------------------------------------------------------------------------
-    # TrainingObserver hooks
-
-    def on_train_begin(self, info: dict[str, Any]) -> None:
-        if self.text is not None:
-            self.text.on_train_begin(info)
-        self.total_steps = int(info.get("total_steps") or self.total_steps or 0) or None
-        if info.get("labels") is not None:
-            self.labels = list(info["labels"])
-        self._start_step = int(info.get("start_step", 0))
-        self.history = History()
-        self.last_confusion = self.test_confusion = None
-        self._stop.clear()
-        self._last_progress = -math.inf
-        self._speed = 0.0
-        # Training on a notebook's main thread blocks the kernel, which then cannot hear the
-        # button: grey it out and say what works instead (see train_with_dashboard_async).
-        if self._caller_blocks or (in_notebook()
-                                   and threading.current_thread() is threading.main_thread()):
-            self._block_stop_button()
-        else:
-            self.stop_button.disabled = False
-            self.stop_button.description = "Stop"
-            self.stop_button.tooltip = STOP_TOOLTIP
-        self.progress.bar_style = "info"
-        self.progress.min = 0
-        self._show_progress(self._start_step)
-        if self._start_step:
-            self.status.value = f"resuming at step {self._start_step}/{self.total_steps}"
-        if self.draw:
-            self._render_curves()
-
-    def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        h = self.history
-        h.steps.append(int(step))
-        h.losses.append(float(metrics["cross_entropy"]))
-        h.accuracies.append(float(metrics["accuracy"]))
-        h.rates.append(float(metrics.get("rate", math.nan)))
-        if metrics.get("total_steps"):
-            self.total_steps = int(metrics["total_steps"])
-        if self.text is not None:
-            self.text.on_step(step, metrics)
-        now = self.clock()
-        last = step == self.total_steps
-        if now - self._last_progress >= self.progress_seconds or last or len(h.steps) == 1:
-            self._last_progress = now
-            self._speed = float(metrics.get("steps_per_second", 0.0))
-            self._show_progress(step)
-        if self.draw and now - self._last_render >= self._redraw_gap():
-            self._render_curves()
-
-    def on_eval(self, step: int, accuracy: float, confusion: np.ndarray,
-                labels: list[str]) -> None:
-        self.history.validation.append((int(step), float(accuracy)))
-        self.last_confusion = np.asarray(confusion).copy()
-        self.labels = list(labels)
-        if self.text is not None:
-            self.text.on_eval(step, accuracy, confusion, labels)
-        if self.draw:  # an evaluation is worth a picture at once, whatever the throttle says
-            self._render_curves()
-            self._render_confusion(f"Validation, step {step}")
-
-    def on_checkpoint(self, step: int, path: str) -> None:
-        self.history.checkpoints.append((int(step), str(path)))
-        if self.text is not None:
-            self.text.on_checkpoint(step, path)
-        if self._stop.is_set():
-            self.status.value = (f"stopped at step {step}/{self.total_steps} · saved "
-                                 f"{Path(path).name}")
-
-    def on_test(self, accuracy: float, confusion: np.ndarray, labels: list[str]) -> None:
-        self.history.test_accuracy = float(accuracy)
-        self.test_confusion = np.asarray(confusion).copy()
-        if self.text is not None:
-            self.text.on_test(accuracy, confusion, labels)
-
-    def on_train_end(self, result: TrainResult) -> None:
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopped" if result.stopped else "Done"
-        self.progress.value = min(int(result.step), self.progress.max)
-        self.progress.bar_style = "warning" if result.stopped else "success"
-        what = "stopped" if result.stopped else "done"
-        text = f"step {result.step}/{self.total_steps} · {what}"
-        if result.checkpoint_path:
-            text += f" · saved {Path(result.checkpoint_path).name}"
-        if result.test_accuracy is not None:
-            text += f" · test accuracy {100 * result.test_accuracy:.1f}%"
-        self.status.value = text
-        if self.draw:
-            self._render_curves()
-
-
-# --------------------------------------------------------------------------------------------
-# Train with a dashboard
-
-def _display(dashboard: TrainingDashboard) -> None:
-    from IPython.display import display
-
-    display(dashboard)
-
-
-def _prepare(config: TrainConfig | None, dashboard: TrainingDashboard | None,
-             redraw_seconds: float) -> tuple[TrainConfig, TrainingDashboard]:
-    config = config or TrainConfig()
-    config.validate()
-    if dashboard is None:
-        # Outside a notebook the text form follows the config's verbosity, like train().
-        text = None if in_notebook() else config.verbosity in ("debug", "info")
-        every = 0.0 if config.verbosity == "debug" else config.progress_seconds
-        dashboard = TrainingDashboard(total_steps=config.total_steps(),
-                                      redraw_seconds=redraw_seconds, text=text,
-                                      draw=in_notebook(), text_seconds=every)
-    return config, dashboard
-
-
-def _train_showing_faults(config: TrainConfig, dashboard: TrainingDashboard,
-                          data: Any) -> TrainResult:
-    """train(), with a fault of the machine or the run (a read-only or full disk, a folder in
-    use, a damaged checkpoint, a diverged loss) shown on the dashboard as its one line; the
-    error then shows in the notebook as that line too, not a traceback."""
-    from kwlesson.faults import RunError
-
-    try:
-        return train(config, dashboard, data=data)
-    except RunError as err:
-        dashboard.status.value = f"stopped: {err}"
-        dashboard.progress.bar_style = "danger"
-        dashboard.stop_button.disabled = True
-        raise
-
-
-def train_with_dashboard(config: TrainConfig | None = None, *, data: Any = None,
-                         dashboard: TrainingDashboard | None = None,
-                         redraw_seconds: float = 1.5) -> TrainResult:
-    """Show a :class:`TrainingDashboard` and train; returns :func:`~kwlesson.training.train`'s
-    result. Outside a notebook the run is printed as text instead.
-
-    In a notebook this call blocks the kernel, which then cannot hear the Stop button (it is
-    greyed out); press the toolbar's Interrupt (■) instead: training saves a checkpoint, tests
-    and returns with ``result.stopped``. For a working Stop button use
-    ``await`` :func:`train_with_dashboard_async`.
-
-    >>> result = train_with_dashboard(TrainConfig(data_dir="data"))  # doctest: +SKIP
-    >>> result.stopped  # doctest: +SKIP
-    False
-    """
-    config, dashboard = _prepare(config, dashboard, redraw_seconds)
-    if not in_notebook():
-        return _train_showing_faults(config, dashboard, data)
-    dashboard._caller_blocks = True
-    _display(dashboard)
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def work() -> None:
+    def run(*args: Any, **kwargs: Any) -> Any:
         try:
-            box["result"] = _train_showing_faults(config, dashboard, data)
-        except BaseException as err:  # noqa: BLE001  # re-raised on the caller's thread below
-            box["error"] = err
-        finally:
-            done.set()
-
-    # Training runs on a worker thread so that Interrupt reaches this (main) thread while
-    # training goes on; we turn it into a clean stop instead of a traceback.
-    ctx = contextvars.copy_context()  # keeps the kernel's idea of which cell is running
-    threading.Thread(target=ctx.run, args=(work,), name="kwlesson-train", daemon=True).start()
-    interrupted = False
-    while not done.is_set():
-        try:
-            # Event.wait, not Thread.join: an interrupted join can report a live thread dead.
-            done.wait(0.2)
-        except KeyboardInterrupt:
-            if interrupted:  # a second Interrupt: stop waiting; training still stops soon
+            return callback(*args, **kwargs)
+        except Exception:
+            area.clear_output()
+            area.layout.display = None
+            with area:  # in a kernel: shows the traceback in the area and swallows it
                 raise
-            interrupted = True
-            dashboard.stop()
-    dashboard._caller_blocks = False
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+            return None
 
-
-async def train_with_dashboard_async(config: TrainConfig | None = None, *, data: Any = None,
-                                     dashboard: TrainingDashboard | None = None,
-                                     redraw_seconds: float = 1.5) -> TrainResult:
-    """Like :func:`train_with_dashboard`, but awaitable, so the kernel stays free to hear the
-    Stop button while training runs on a worker thread. In a notebook cell write::
-
-        result = await train_with_dashboard_async(config)
-
-    Outside a notebook use ``asyncio.run(train_with_dashboard_async(config))`` (text form).
-    Cancelling the await (e.g. Interrupt) also asks training to stop with a checkpoint.
-
-    >>> result = await train_with_dashboard_async(TrainConfig(data_dir="data"))  # doctest: +SKIP
-    """
-    config, dashboard = _prepare(config, dashboard, redraw_seconds)
-    if in_notebook():
-        _display(dashboard)
-    try:
-        # to_thread copies the context, so widget messages keep their cell as parent.
-        return await asyncio.to_thread(_train_showing_faults, config, dashboard, data)
-    except BaseException:
-        dashboard.stop()  # the worker saves a checkpoint and ends after its current step
-        raise
+    return run
 
 
 # --------------------------------------------------------------------------------------------
@@ -600,14 +172,7 @@ EXPLORER_REPR = "SpectrogramExplorer(...)"
 EXPLORER_PREPROCESS = ("mfcc", "log_mel", "spectrogram")
 
 
-class _ExplorerBox(widgets.VBox):
-    """A VBox whose text form never changes (the default lists every child's state)."""
-
-    def __repr__(self) -> str:
-        return EXPLORER_REPR
-
-
-class SpectrogramExplorer:
+class SpectrogramExplorer(FixedRepr):
     """Sliders for window size, stride and bins that redraw a clip's features ("image") and
     show the size of the model's input, ``FeatureSettings.shape``.
 
@@ -630,6 +195,8 @@ class SpectrogramExplorer:
     (97, 40)
     """
 
+    REPR = EXPLORER_REPR
+
     def __init__(self, clip: np.ndarray, *, window_ms: int = 30, stride_ms: int = 10,
                  bins: int = 40, preprocess: str = "mfcc", sample_rate: int = 16000,
                  dpi: float = 72) -> None:
@@ -644,7 +211,7 @@ class SpectrogramExplorer:
         self.clip = fit_length(clip, FeatureSettings(sample_rate=self.sample_rate).desired_samples)
         self.features: np.ndarray | None = None
         self.renders = 0
-        self._picture = _Picture((8, 4.4), dpi)
+        self._picture = Picture((8, 4.4), dpi)
         def slider(description: str, value: int, low: int, high: int, step: int) -> Any:
             # continuous_update=False: redraw when the handle is released, not at every pixel.
             return widgets.IntSlider(value=value, min=low, max=high, step=step,
@@ -664,16 +231,10 @@ class SpectrogramExplorer:
                         self.preprocess_buttons):
             control.observe(_showing_errors(self.errors, lambda _change: self.redraw()),
                             names="value")
-        self.widget = _ExplorerBox([self.preprocess_buttons, self.window_slider,
+        self.widget = FixedReprBox([self.preprocess_buttons, self.window_slider,
                                     self.stride_slider, self.bins_slider, self.shape_label,
-                                    self.image, self.errors])
+                                    self.image, self.errors], repr_text=self.REPR)
         self.redraw()
-
-    def __repr__(self) -> str:
-        return EXPLORER_REPR
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.widget._repr_mimebundle_(**kwargs)
 
     @property
     def settings(self) -> FeatureSettings:
@@ -755,145 +316,16 @@ def spectrogram_explorer(clip: np.ndarray, **options: Any) -> SpectrogramExplore
 
 #: The tuner's text form, the same on every run (nbval compares it).
 TUNER_REPR = "StreamingTuner(...)"
-#: Colour of a detection by verdict (as counted by kwlesson.streaming.calculate_accuracy_stats).
-VERDICT_COLORS = {"correct": "tab:green", "wrong": "tab:red", "false positive": "tab:purple"}
 
 
-def moving_average(times_ms: Any, scores: np.ndarray, average_window_ms: float) -> np.ndarray:
-    """Each row averaged with the rows of the last ``average_window_ms`` (a row exactly that old
-    counts), as :class:`kwlesson.streaming.RecognizeCommands` averages before it decides.
-
-    >>> moving_average([0, 100, 200], np.array([[0.0], [1.0], [2.0]]), 100)[:, 0]
-    array([0. , 0.5, 1.5])
-    """
-    times = np.asarray(times_ms, np.float64).reshape(-1)
-    scores = np.asarray(scores, np.float64)
-    idx = np.arange(len(times))
-    starts = np.searchsorted(times, times - average_window_ms, side="left")
-    csum = np.concatenate([np.zeros((1, scores.shape[1])), np.cumsum(scores, axis=0)])
-    return (csum[idx + 1] - csum[starts]) / (idx - starts + 1)[:, None]
-
-
-def detection_verdicts(ground_truth: Any, detections: Any,
-                       time_tolerance_ms: float = 750) -> list[str]:
-    """'correct', 'wrong' or 'false positive' for each detection, in order, exactly as
-    :func:`kwlesson.streaming.calculate_accuracy_stats` counts it.
-
-    >>> from kwlesson.streaming import Detection
-    >>> found = [Detection(1200, "yes", 0.9), Detection(9000, "no", 0.8)]
-    >>> detection_verdicts([("yes", 1000)], found)
-    ['correct', 'false positive']
-    """
-    from kwlesson.streaming import calculate_accuracy_stats
-
-    verdicts = []
-    before = calculate_accuracy_stats(ground_truth, [], None, time_tolerance_ms)
-    for k in range(len(detections)):
-        now = calculate_accuracy_stats(ground_truth, detections[:k + 1], None, time_tolerance_ms)
-        if now.how_many_false_positives > before.how_many_false_positives:
-            verdicts.append("false positive")
-        elif now.how_many_correct_words > before.how_many_correct_words:
-            verdicts.append("correct")
-        else:
-            verdicts.append("wrong")
-        before = now
-    return verdicts
-
-
-def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any = (),
-                  detections: Any = (), *, average_window_ms: float = 0,
-                  detection_threshold: float | None = None, start_s: float = 0,
-                  span_s: float | None = 30, time_tolerance_ms: float = 750,
-                  fig: Figure | None = None) -> Figure:
-    """Scores over time, with the ground truth and the detections: one line per label except
-    ``_silence_`` (averaged over ``average_window_ms`` when it is > 0), the threshold as a
-    dashed line, each ground-truth word as a grey band over its 1 s clip with its label on top,
-    and each detection as a triangle coloured by its verdict (green correct, red wrong, purple
-    false positive). Points sit at the start of their 1 s window, as the ground truth does.
-    Shows ``span_s`` seconds from ``start_s`` (``None``: all). End the cell with plt.show().
-
-    Introduced in notebook 08.
-
-    >>> fig = stream_figure([0, 30, 60], np.full((3, 2), 0.5), ["_silence_", "yes"])
-    >>> fig.axes[0].get_xlabel()
-    'time (s)'
-    """
-    times = np.asarray(times_ms, np.float64).reshape(-1)
-    scores = np.asarray(scores, np.float64)
-    labels = list(labels)
-    if average_window_ms > 0:
-        scores = moving_average(times, scores, average_window_ms)
-    end_s = (times[-1] / 1000 + 1 if len(times) else 1.0) if span_s is None else start_s + span_s
-    if fig is None:
-        import matplotlib.pyplot as plt  # only here: the tuner draws into its own figure
-
-        fig = plt.figure(figsize=(10, 3.4))
-    else:
-        fig.clear()
-    ax = fig.add_subplot(1, 1, 1)
-    seen = (times >= start_s * 1000 - 1000) & (times <= end_s * 1000)
-    t = times[seen] / 1000
-    words = [label for label in labels if label not in ("_silence_", "_unknown_")]
-    colors = dict(zip(words, _label_colors(len(words))))
-    for k, label in enumerate(labels):
-        if label == "_silence_":
-            continue
-        if label == "_unknown_":  # legends skip labels that start with "_"
-            style = {"color": "0.55", "linestyle": ":", "label": "unknown"}
-        else:
-            style = {"color": colors[label], "label": label}
-        ax.plot(t, scores[seen, k], linewidth=0.9, **style)
-    if detection_threshold is not None:
-        ax.axhline(detection_threshold, color="0.2", linestyle="--", linewidth=0.8)
-    for label, gt in ground_truth:
-        g = gt / 1000
-        if g + 1 < start_s or g > end_s:
-            continue
-        ax.axvspan(g, g + 1, color="0.85", zorder=0, lw=0)
-        ax.text(g + 0.5, 1.08, label.strip("_"), ha="center", va="bottom", fontsize=8,
-                color="0.25", clip_on=True)
-    verdicts = detection_verdicts(ground_truth, detections, time_tolerance_ms)
-    for det, verdict in zip(detections, verdicts):
-        d = det.time_ms / 1000
-        if start_s <= d <= end_s:
-            ax.plot([d], [det.score], marker="v", markersize=9, color=VERDICT_COLORS[verdict],
-                    markeredgecolor="black", markeredgewidth=0.6, zorder=5)
-            ax.text(d, det.score + 0.04, det.label, ha="center", va="bottom", fontsize=8,
-                    color=VERDICT_COLORS[verdict], fontweight="bold", zorder=6)
-    ax.set(xlim=(start_s, end_s), ylim=(0, 1.2), xlabel="time (s)",
-           ylabel="averaged score" if average_window_ms > 0 else "score")
-    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
-    what = f"averaged over {average_window_ms:g} ms" if average_window_ms > 0 else "raw scores"
-    ax.set_title(f"Scores over time ({what}); grey: ground truth; triangles: detections "
-                 "(green correct, red wrong, purple false positive)", fontsize=9)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def _label_colors(n: int) -> list[Any]:
-    """``n`` distinct colours (tab10, then tab20) for one line per label."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(k % cmap.N) for k in range(n)]
-
-
-class _TunerBox(widgets.VBox):
-    """A VBox whose text form never changes (the default lists every child's state)."""
-
-    def __repr__(self) -> str:
-        return TUNER_REPR
-
-
-class StreamingTuner:
+class StreamingTuner(FixedRepr):
     """Sliders for RecognizeCommands' averaging window, detection threshold, suppression time
     and minimum count over a stream's precomputed scores.
 
     The model ran once (:func:`kwlesson.streaming.stream_scores`); moving a slider re-runs only
     the cheap part, :func:`kwlesson.streaming.recognize_scores` (milliseconds), then redraws the
-    scores with the detections and ground truth (:func:`stream_figure`) and the accuracy line
-    (:meth:`kwlesson.streaming.StreamingAccuracyStats.summary`).
+    scores with the detections and ground truth (:func:`kwlesson.plots.stream_figure`) and the
+    accuracy line (:meth:`kwlesson.streaming.StreamingAccuracyStats.summary`).
 
     Controls, to move by hand or from code: ``average_slider`` (ms), ``threshold_slider``,
     ``suppression_slider`` (ms), ``minimum_count_slider``, ``view_slider`` (the first second
@@ -913,6 +345,8 @@ class StreamingTuner:
     []
     """
 
+    REPR = TUNER_REPR
+
     def __init__(self, times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: Any, *,
                  average_window_ms: int = 500, detection_threshold: float = 0.7,
                  suppression_ms: int = 1500, minimum_count: int = 3,
@@ -930,7 +364,7 @@ class StreamingTuner:
         self.detections: list[Any] = []
         self.stats: Any = None
         self.renders = 0
-        self._picture = _Picture((10, 3.4), dpi)
+        self._picture = Picture((10, 3.4), dpi)
         style = {"description_width": "150px"}
         box = widgets.Layout(width="460px")
         # continuous_update=False: recompute when the handle is released, not at every pixel.
@@ -962,15 +396,9 @@ class StreamingTuner:
         controls = widgets.HBox([
             widgets.VBox([self.average_slider, self.threshold_slider]),
             widgets.VBox([self.suppression_slider, self.minimum_count_slider])])
-        self.widget = _TunerBox([controls, self.view_slider, self.accuracy, self.image,
-                                 self.errors])
+        self.widget = FixedReprBox([controls, self.view_slider, self.accuracy, self.image,
+                                    self.errors], repr_text=self.REPR)
         self.update()
-
-    def __repr__(self) -> str:
-        return TUNER_REPR
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.widget._repr_mimebundle_(**kwargs)
 
     def recognize(self) -> list[Any]:
         """The detections for the sliders' settings (no redraw)."""
@@ -995,11 +423,11 @@ class StreamingTuner:
 
     def redraw(self) -> None:
         """Redraw the picture for the current detections and view."""
-        stream_figure(self.times_ms, self.scores, self.labels, self.ground_truth,
-                      self.detections, average_window_ms=self.average_slider.value,
-                      detection_threshold=self.threshold_slider.value,
-                      start_s=self.view_slider.value, span_s=self.span_s,
-                      time_tolerance_ms=self.time_tolerance_ms, fig=self._picture.figure)
+        plots.stream_figure(self.times_ms, self.scores, self.labels, self.ground_truth,
+                            self.detections, average_window_ms=self.average_slider.value,
+                            detection_threshold=self.threshold_slider.value,
+                            start_s=self.view_slider.value, span_s=self.span_s,
+                            time_tolerance_ms=self.time_tolerance_ms, fig=self._picture.figure)
         self.image.value = self._picture.png()
         self.renders += 1
 
@@ -1026,14 +454,7 @@ def streaming_tuner(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth
 UPLOADER_REPR = "KeywordUploader(...)"
 
 
-class _UploaderBox(widgets.VBox):
-    """A VBox whose text form never changes (the default lists every child's state)."""
-
-    def __repr__(self) -> str:
-        return UPLOADER_REPR
-
-
-class KeywordUploader:
+class KeywordUploader(FixedRepr):
     """An upload button that labels the wav (or flac) you give it with a trained model.
 
     Any rate, width or channel count is read (resampled to the model's rate, mixed to mono).
@@ -1059,6 +480,8 @@ class KeywordUploader:
     'yes'
     """
 
+    REPR = UPLOADER_REPR
+
     def __init__(self, model: Any, *, stride_ms: float = 100) -> None:
         from kwlesson.streaming import StreamModel, keras_stream_model
 
@@ -1083,13 +506,8 @@ class KeywordUploader:
         self.result = widgets.Label("upload a recording of one word (a wav, about 1 s)")
         self.errors = _errors_area()
         self.upload.observe(_showing_errors(self.errors, self._on_upload), names="value")
-        self.widget = _UploaderBox([self.upload, self.result, self.errors])
-
-    def __repr__(self) -> str:
-        return UPLOADER_REPR
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.widget._repr_mimebundle_(**kwargs)
+        self.widget = FixedReprBox([self.upload, self.result, self.errors],
+                                   repr_text=self.REPR)
 
     def simulate_upload(self, name: str, data: bytes) -> None:
         """Put ``data`` in the upload button as if a file called ``name`` had been chosen."""
@@ -1168,399 +586,3 @@ def upload_and_label(model: Any, **options: Any) -> KeywordUploader:
     KeywordUploader(...)
     """
     return KeywordUploader(model, **options)
-
-
-# --------------------------------------------------------------------------------------------
-# Notebook 05: what if the unknown / silence shares or the background noise were different?
-
-#: The what-if panel's text form, the same on every run (nbval compares it).
-WHAT_IF_REPR = "WhatIf(...)"
-#: The columns of :attr:`WhatIf.results` after the run number and the four settings.
-WHAT_IF_METRICS = ("accuracy", "words", "unknown", "silence", "noisy")
-
-
-class _WhatIfBox(widgets.VBox):
-    """A VBox whose text form never changes (the default lists every child's state)."""
-
-    def __repr__(self) -> str:
-        return WHAT_IF_REPR
-
-
-class _RunProgress(TrainingObserver):
-    """Moves the panel's progress bar every few steps (one widget message per move); ``offset``
-    is the steps of the press's earlier seeds, so one bar covers them all."""
-
-    def __init__(self, bar: Any, every: int = 5, offset: int = 0) -> None:
-        self.bar, self.every, self.offset = bar, max(int(every), 1), int(offset)
-
-    def on_step(self, step: int, metrics: dict[str, float]) -> None:
-        if step % self.every == 0 or step == metrics.get("total_steps"):
-            self.bar.value = min(self.offset + step, self.bar.max)
-
-
-class WhatIf:
-    """Sliders for the unknown and silence percentages and the background noise, a **Retrain**
-    button, and a table and chart that gain one row per run.
-
-    Each press trains a small model (``architecture``, ``steps`` steps; by default the network,
-    features and optimizer of the course's quick recipe) on ``data_dir`` with the sliders'
-    settings, once per seed (``seeds`` of them: ``seed``, ``seed + 1``, ...), then measures
-    each on one fixed yardstick, the same for every run: the
-    validation split as the seed's defaults build it (10% silence, 10% unknown), so that runs
-    compare fairly. A row of :attr:`results` holds ``run``, ``unknown_percentage``,
-    ``silence_percentage``, ``background_volume``, ``background_frequency`` and, as fractions in
-    [0, 1]: ``accuracy`` (all validation clips), ``words`` (clips of the wanted words that were
-    named right), ``unknown`` and ``silence`` (recall of those two labels), ``noisy`` (accuracy
-    on the same clips with background noise at volume ``noisy_volume`` mixed into every one),
-    each the mean over the seeds, with its standard deviation between seeds in ``spread``
-    (``{"accuracy": ..., ...}``, zeros for one seed), ``seeds`` and ``seconds`` (time the press
-    took). The spread says how large a difference between rows must be to mean something.
-
-    With ``cache=True`` a run's scores are kept under ``data_home()/what_if`` (a few hundred
-    bytes each), keyed by every setting, seed and the data folder: the same press on the same
-    machine gives the same row at once, as a deterministic retraining would.
-
-    Controls, to use by hand or from code: ``unknown_slider``, ``silence_slider`` (percent),
-    ``volume_slider``, ``frequency_slider`` (0 to 1), ``retrain_button``; results:
-    ``results`` (list of dicts), ``status`` (label), ``table`` (HTML), ``image`` (PNG chart of
-    every run), ``last`` (the :class:`~kwlesson.evaluation.Evaluation` of the latest press's
-    first seed). Every press uses the same seeds, so rows differ by their settings and not by
-    the luck of the draw (with deterministic TensorFlow ops the same settings give the same
-    row). Training holds the kernel meanwhile (the button is greyed out).
-
-    Introduced in notebook 05.
-
-    >>> wi = WhatIf("speech_commands_v0.02", steps=100)  # doctest: +SKIP
-    >>> wi.unknown_slider.value = 30  # doctest: +SKIP
-    >>> wi.retrain_button.click()  # doctest: +SKIP
-    >>> wi.results[-1]["unknown_percentage"]  # doctest: +SKIP
-    30
-    """
-
-    def __init__(self, data_dir: str | Path, *, architecture: str | None = None,
-                 wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
-                 steps: int = 300, learning_rate: float | None = None, batch_size: int = 100,
-                 optimizer: str | None = None, window_stride_ms: float | None = None,
-                 unknown_percentage: int = 10, silence_percentage: int = 10,
-                 background_volume: float = 0.1, background_frequency: float = 0.8,
-                 noisy_volume: float = 0.3, seeds: int = 1,
-                 unknown_dirs: tuple[str | Path, ...] = (), work_dir: str | Path | None = None,
-                 seed: int = 59185, cache: bool = True, dpi: float = 72) -> None:
-        import tempfile
-
-        from kwlesson.data import SpeechCommands
-
-        if int(seeds) < 1:
-            raise ValueError(f"seeds must be 1 or more, not {seeds}")
-        self.data_dir = Path(data_dir)
-        self.unknown_dirs = tuple(unknown_dirs)
-        self.work_dir = Path(work_dir) if work_dir is not None else Path(
-            tempfile.mkdtemp(prefix="kwlesson_what_if_"))
-        # The quick recipe's network, features and optimizer unless told otherwise: the model
-        # the lessons use, trained for a short run.
-        quick = TrainConfig(**QUICK_RECIPE)
-        self.base = TrainConfig(
-            data_dir=str(self.data_dir), wanted_words=wanted_words,
-            model_architecture=architecture or quick.model_architecture,
-            window_stride_ms=float(window_stride_ms or quick.window_stride_ms),
-            how_many_training_steps=str(int(steps)),
-            learning_rate=str(learning_rate or quick.schedule()[0][1]),
-            batch_size=int(batch_size), optimizer=optimizer or quick.optimizer,
-            eval_step_interval=int(steps), save_step_interval=int(steps), verbosity="warn",
-            seed=seed, max_to_keep=1)
-        self.base.validate()
-        self.seeds = int(seeds)
-        self.cache = bool(cache)
-        self.noisy_volume = float(noisy_volume)
-        # The yardstick: built once, with the seed's default shares, whatever the sliders say.
-        self._yardstick = SpeechCommands(self.data_dir, wanted_words=self.base.words(),
-                                         unknown_dirs=self.unknown_dirs, seed=seed,
-                                         progress=False)
-        self.labels = list(self._yardstick.labels)
-        self.results: list[dict[str, Any]] = []
-        self.last: Any = None
-        self._picture = _Picture((7.5, 2.8), dpi)
-
-        def slider(kind: Any, description: str, value: float, low: float, high: float,
-                   step: float, **extra: Any) -> Any:
-            return kind(value=value, min=low, max=high, step=step, description=description,
-                        continuous_update=False, style={"description_width": "150px"},
-                        layout=widgets.Layout(width="440px"), **extra)
-
-        self.unknown_slider = slider(widgets.IntSlider, "unknown %", unknown_percentage,
-                                     0, 100, 5)
-        self.silence_slider = slider(widgets.IntSlider, "silence %", silence_percentage,
-                                     0, 100, 5)
-        self.volume_slider = slider(widgets.FloatSlider, "background volume",
-                                    background_volume, 0.0, 1.0, 0.05, readout_format=".2f")
-        self.frequency_slider = slider(widgets.FloatSlider, "background frequency",
-                                       background_frequency, 0.0, 1.0, 0.1,
-                                       readout_format=".1f")
-        self.retrain_button = widgets.Button(description="Retrain", button_style="primary",
-                                             icon="refresh", tooltip="Train a small model with "
-                                             "these settings and add a row to the table")
-        self.retrain_button.on_click(lambda _button: self._on_click())
-        self.progress = widgets.IntProgress(value=0, min=0, max=int(steps) * self.seeds,
-                                            layout=widgets.Layout(width="200px"))
-        self.status = widgets.Label("Move the sliders, then press Retrain.")
-        self.table = widgets.HTML(self.table_html())
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%",
-                                                                       display="none"))
-        self.widget = _WhatIfBox([
-            self.unknown_slider, self.silence_slider, self.volume_slider, self.frequency_slider,
-            widgets.HBox([self.retrain_button, self.progress, self.status],
-                         layout=widgets.Layout(align_items="center")),
-            self.table, self.image])
-
-    def __repr__(self) -> str:
-        return WHAT_IF_REPR
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def config(self) -> TrainConfig:
-        """The training settings the sliders describe now (a fresh train_dir per run)."""
-
-        run = len(self.results) + 1
-        return dataclasses.replace(
-            self.base, unknown_percentage=float(self.unknown_slider.value),
-            silence_percentage=float(self.silence_slider.value),
-            background_volume=round(float(self.volume_slider.value), 4),
-            background_frequency=round(float(self.frequency_slider.value), 4),
-            train_dir=str(self.work_dir / f"run{run}"),
-            summaries_dir=str(self.work_dir / f"run{run}_logs"))
-
-    def _on_click(self) -> None:
-        # A click handler's exception would only reach the kernel's log: show it instead.
-        try:
-            self.retrain()
-        except Exception as err:  # noqa: BLE001  # shown to the student, who can act on it
-            self.status.value = f"Retrain failed: {err}"
-
-    def retrain(self) -> dict[str, Any]:
-        """Train with the sliders' settings (once per seed), measure, add a row and redraw;
-        returns the row."""
-        from kwlesson.data import SpeechCommands
-        from kwlesson.evaluation import confusion_metrics
-
-        config = self.config()
-        run = len(self.results) + 1
-        self.retrain_button.disabled = True
-        self.progress.value = 0
-        seeds = [self.base.seed + k for k in range(self.seeds)]
-        self.status.value = (f"run {run}: training {config.total_steps()} steps x {len(seeds)} "
-                             f"seed(s) with {self._describe(config)} …")
-        t0 = time.monotonic()
-        clean, noisy = [], []
-        try:
-            data = None
-            for k, seed in enumerate(seeds):
-                one = dataclasses.replace(config, seed=seed,
-                                          train_dir=f"{config.train_dir}_seed{seed}",
-                                          summaries_dir=f"{config.summaries_dir}_seed{seed}")
-                found = self._cached(one)
-                if found is None:
-                    if data is None:
-                        # Decoded anew (seconds): a decode cache per slider setting would pile
-                        # up. One clip selection per press: the seeds vary the training only.
-                        data = SpeechCommands(
-                            self.data_dir, wanted_words=config.words(),
-                            silence_percentage=config.silence_percentage,
-                            unknown_percentage=config.unknown_percentage,
-                            unknown_dirs=self.unknown_dirs, seed=config.seed, cache=False,
-                            progress=False)
-                    found = self._train_and_measure(one, data, k * config.total_steps())
-                clean.append(found[0])
-                noisy.append(found[1])
-                self.progress.value = (k + 1) * config.total_steps()
-        finally:
-            self.retrain_button.disabled = False
-        evaluations = [confusion_metrics(m, self.labels) for m in clean]
-        noisy_evaluations = [confusion_metrics(m, self.labels) for m in noisy]
-        words = slice(2, None)  # after _silence_ and _unknown_
-        per_seed = {
-            "accuracy": [ev.accuracy for ev in evaluations],
-            "words": [float(np.trace(ev.confusion[words, words])
-                            / max(ev.confusion[words].sum(), 1)) for ev in evaluations],
-            "unknown": [ev.recall.get(self.labels[1]) or 0.0 for ev in evaluations],
-            "silence": [ev.recall.get(self.labels[0]) or 0.0 for ev in evaluations],
-            "noisy": [ev.accuracy for ev in noisy_evaluations],
-        }
-        row = {"run": run, "unknown_percentage": int(self.unknown_slider.value),
-               "silence_percentage": int(self.silence_slider.value),
-               "background_volume": config.background_volume,
-               "background_frequency": config.background_frequency,
-               **{name: float(np.mean(values)) for name, values in per_seed.items()},
-               "spread": {name: float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                          for name, values in per_seed.items()},
-               "seeds": len(seeds),
-               "seconds": time.monotonic() - t0}
-        self.results.append(row)
-        self.last = evaluations[0]
-        self.table.value = self.table_html()
-        self.image.value = self._draw()
-        self.image.layout.display = None
-        self.status.value = (f"run {run} done: accuracy {100 * row['accuracy']:.0f}% "
-                             f"({row['seconds']:.0f} s)")
-        return row
-
-    def _train_and_measure(self, config: TrainConfig, data: Any,
-                           offset: int) -> tuple[np.ndarray, np.ndarray]:
-        """Train one seed and score it on the yardstick, clean and noisy (confusion matrices)."""
-        from kwlesson.evaluation import evaluate_model
-
-        result = train(config, _RunProgress(self.progress, offset=offset), data=data)
-        settings = result.settings
-        clean = self._yardstick.dataset("validation", settings, batch_size=100,
-                                        shuffle=False, augment=False, repeat=False)
-        # Every clip gets noise, at a fixed volume drawn the same way on every run.
-        noisy = self._yardstick.dataset(
-            "validation", settings, batch_size=100, shuffle=False, augment=True,
-            repeat=False, time_shift_ms=0.0, background_frequency=1.0,
-            background_volume=self.noisy_volume, seed=1)
-        found = (evaluate_model(result.model, clean, result.labels).confusion,
-                 evaluate_model(result.model, noisy, result.labels).confusion)
-        self._store(config, found)
-        return found
-
-    def _cache_file(self, config: TrainConfig) -> Path | None:
-        if not self.cache:
-            return None
-        import hashlib
-        import json
-
-        from kwlesson.config import data_home
-
-        fields = {k: v for k, v in dataclasses.asdict(config).items()
-                  if k not in ("train_dir", "summaries_dir", "verbosity")}
-        clips = sum(1 for _ in self.data_dir.glob("*/*.wav"))  # a rebuilt folder: a new key
-        key = json.dumps({"config": fields, "clips": clips, "noisy": self.noisy_volume,
-                          "unknown_dirs": [str(d) for d in self.unknown_dirs], "v": 1},
-                         sort_keys=True, default=str)
-        return data_home() / "what_if" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
-
-    def _cached(self, config: TrainConfig) -> tuple[np.ndarray, np.ndarray] | None:
-        import json
-
-        path = self._cache_file(config)
-        if path is None or not path.exists():
-            return None
-        try:
-            d = json.loads(path.read_text())
-            return np.asarray(d["clean"], np.int64), np.asarray(d["noisy"], np.int64)
-        except (OSError, ValueError, KeyError):  # a damaged entry is retrained, never trusted
-            return None
-
-    def _store(self, config: TrainConfig, found: tuple[np.ndarray, np.ndarray]) -> None:
-        import json
-        import os
-
-        path = self._cache_file(config)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"clean": found[0].tolist(), "noisy": found[1].tolist()}))
-            os.replace(tmp, path)
-        except OSError:  # a full or read-only disk: the row is still shown, only not kept
-            pass
-
-    @staticmethod
-    def _describe(config: TrainConfig) -> str:
-        return (f"unknown {config.unknown_percentage:g}%, silence {config.silence_percentage:g}%"
-                f", background volume {config.background_volume:g} in "
-                f"{100 * config.background_frequency:g}% of clips")
-
-    def table_text(self) -> str:
-        """The results as plain text, one line per run (for a terminal or a print)."""
-        head = (f"{'run':>3} {'unknown%':>8} {'silence%':>8} {'volume':>6} {'freq':>4} "
-                + " ".join(f"{name:>8}" for name in WHAT_IF_METRICS))
-        lines = [head]
-        for r in self.results:
-            lines.append(f"{r['run']:>3} {r['unknown_percentage']:>8} "
-                         f"{r['silence_percentage']:>8} {r['background_volume']:>6.2f} "
-                         f"{r['background_frequency']:>4.1f} "
-                         + " ".join(f"{100 * r[name]:>7.0f}%" for name in WHAT_IF_METRICS))
-            if r.get("seeds", 1) > 1:
-                lines.append(f"{'':>3} {'± between ' + str(r['seeds']) + ' seeds':>33} "
-                             + " ".join(f"{100 * r['spread'][name]:>7.0f} "
-                                        for name in WHAT_IF_METRICS))
-        return "\n".join(lines)
-
-    def table_html(self) -> str:
-        """The results as an HTML table (what the panel shows)."""
-        if not self.results:
-            return "<i>No runs yet.</i>"
-        heads = ["run", "unknown %", "silence %", "volume", "frequency", "accuracy",
-                 "words", "unknown", "silence", f"noisy ({self.noisy_volume:g})"]
-        cells = "".join(f"<th style='padding:0 8px'>{h}</th>" for h in heads)
-        rows = [f"<tr>{cells}</tr>"]
-        for r in self.results:
-            values = [r["run"], r["unknown_percentage"], r["silence_percentage"],
-                      f"{r['background_volume']:.2f}", f"{r['background_frequency']:.1f}"]
-            values += [f"{100 * r[name]:.0f}%" + (f" ± {100 * r['spread'][name]:.0f}"
-                                                   if r.get("seeds", 1) > 1 else "")
-                       for name in WHAT_IF_METRICS]
-            rows.append("<tr>" + "".join(f"<td style='text-align:right;padding:0 8px'>{v}</td>"
-                                         for v in values) + "</tr>")
-        return "<table>" + "".join(rows) + "</table>"
-
-    def figure(self, fig: Figure | None = None) -> Figure:
-        """The chart of every run (grouped bars, one group per run); end with plt.show()."""
-        if fig is None:
-            import matplotlib.pyplot as plt
-
-            fig = plt.figure(figsize=(7.5, 2.8))
-        fig.clear()
-        ax = fig.add_subplot()
-        shown = self.results[-8:]  # the latest eight runs keep the bars readable
-        width = 0.8 / len(WHAT_IF_METRICS)
-        for k, name in enumerate(WHAT_IF_METRICS):
-            x = np.arange(len(shown)) + (k - (len(WHAT_IF_METRICS) - 1) / 2) * width
-            ax.bar(x, [100 * r[name] for r in shown], width, label=name,
-                   yerr=[100 * r.get("spread", {}).get(name, 0.0) for r in shown],
-                   error_kw={"elinewidth": 0.8, "capsize": 2})
-        ax.set_xticks(range(len(shown)), [f"run {r['run']}" for r in shown])
-        seeds = shown[-1].get("seeds", 1) if shown else 1
-        ax.set(ylim=(0, 100), ylabel="%", title="every run on the same validation clips"
-               + (f" (mean of {seeds} seeds, whiskers: ± 1 sd)" if seeds > 1 else ""))
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=7, ncol=len(WHAT_IF_METRICS), loc="upper center",
-                  bbox_to_anchor=(0.5, -0.12), frameon=False)
-        fig.tight_layout()
-        return fig
-
-    def _draw(self) -> bytes:
-        self.figure(self._picture.figure)
-        return self._picture.png()
-
-
-def what_if(data_dir: str | Path, **options: Any) -> WhatIf:
-    """A what-if panel: sliders for unknown %, silence %, background volume and frequency, and
-    a Retrain button that trains a small model in seconds and adds a row to a results table.
-    See :class:`WhatIf` for the options and attributes. Introduced in notebook 05.
-
-    >>> wi = what_if(offline_dataset(), steps=120)  # doctest: +SKIP
-    >>> wi.silence_slider.value = 0  # doctest: +SKIP
-    >>> wi.retrain_button.click()  # doctest: +SKIP
-    >>> print(wi.table_text())  # doctest: +SKIP
-    """
-    return WhatIf(data_dir, **options)
-
-
-__all__ += ["WhatIf", "what_if"]
-
-
-# --------------------------------------------------------------------------------------------
-# Notebooks 08 and 09: the microphone (recorder and live view), kept in kwlesson.microphone
-
-from kwlesson.microphone import (  # noqa: E402
-    LiveResult,
-    Microphone,
-    live_view,
-    microphone_problem,
-    recorder,
-)
-
-__all__ += ["LiveResult", "Microphone", "live_view", "microphone_problem", "recorder"]

@@ -107,11 +107,11 @@ def _notebook() -> str:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("import kwlesson as kw\nkw.setup(seed=0)\n"
-                                  "from kwlesson.widgets import live_view\n"
+                                  "from kwlesson.microphone import live_view\n"
                                   "view = live_view(kw.quick_model())\nview"),
         nbformat.v4.new_code_cell(REPORT),
         nbformat.v4.new_code_cell("report(view)"),
-        nbformat.v4.new_code_cell("from kwlesson.widgets import recorder\n"
+        nbformat.v4.new_code_cell("from kwlesson.microphone import recorder\n"
                                   "rec = recorder('my_clips', word='yes')\nrec"),
         nbformat.v4.new_code_cell("import json\nprint('SAVED ' + json.dumps({'saved': [str(p) "
                                   "for p in rec.saved], 'clip': None if rec.clip is None else "

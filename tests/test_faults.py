@@ -497,7 +497,7 @@ def test_killed_synthesis_partial_folder_is_removed(tmp_path, capsys):
 
 
 def test_dashboard_shows_the_message_not_a_traceback(tmp_path, mount):
-    from kwlesson.widgets import TrainingDashboard, train_with_dashboard
+    from kwlesson.dashboard import TrainingDashboard, train_with_dashboard
 
     ro = mount("ro", read_only=True)
     cfg = config_for(tmp_path, tmp_path, train_dir=str(ro / "train"))

@@ -39,6 +39,7 @@ LAYERS = [
     "plots",
     "widgets",
     "dashboard",
+    "what_if",
     "checks",
     "student_copies",
     "cli",

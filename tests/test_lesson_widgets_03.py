@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from tone_corpus import make_steady_tone_corpus
 
-from kwlesson import widgets as widgets_module
+from kwlesson import dashboard as dashboard_module
 from kwlesson.checks import check_03_learning_rate
+from kwlesson.dashboard import DASHBOARD_REPR, TrainingDashboard, train_with_dashboard_async
 from kwlesson.runs import TrainConfig, checkpoint_prefix, latest_checkpoint
-from kwlesson.widgets import DASHBOARD_REPR, TrainingDashboard, train_with_dashboard_async
 
 NOTEBOOK = (Path(__file__).resolve().parent.parent / "notebooks"
             / "03_training_with_live_widgets.ipynb")
@@ -71,8 +71,8 @@ def test_stop_in_the_dashboard_then_resume_in_it_at_the_next_step(corpus, tmp_pa
     # The notebook path: in a kernel, the dashboard is displayed and training runs on a
     # worker thread while the cell awaits.
     shown = []
-    monkeypatch.setattr(widgets_module, "in_notebook", lambda: True)
-    monkeypatch.setattr(widgets_module, "_display", shown.append)
+    monkeypatch.setattr(dashboard_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard_module, "_display", shown.append)
     config = TrainConfig(
         data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
         how_many_training_steps="6,4", learning_rate="0.01,0.002", batch_size=8,

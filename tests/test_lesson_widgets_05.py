@@ -11,7 +11,7 @@ import pytest
 from tone_corpus import make_steady_tone_corpus
 
 from kwlesson.checks import check_05_quota
-from kwlesson.widgets import WHAT_IF_METRICS, WHAT_IF_REPR, WhatIf, what_if
+from kwlesson.what_if import WHAT_IF_METRICS, WHAT_IF_REPR, WhatIf, what_if
 
 PNG = b"\x89PNG\r\n\x1a\n"
 WORDS = ("yes", "no")
@@ -137,7 +137,7 @@ def test_a_run_already_made_comes_from_the_cache(corpus, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise AssertionError("trained again although the run is cached")
 
-    monkeypatch.setattr("kwlesson.widgets.train", broken)
+    monkeypatch.setattr("kwlesson.what_if.train", broken)
     second = panel(1)
     second.retrain_button.click()
     assert second.status.value.startswith("run 1 done"), second.status.value
@@ -161,7 +161,7 @@ def test_a_failed_run_is_shown_not_lost(panel, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("no clips for wanted word 'zebra'")
 
-    monkeypatch.setattr("kwlesson.widgets.train", broken)
+    monkeypatch.setattr("kwlesson.what_if.train", broken)
     before = len(panel.results)
     panel.retrain_button.click()
     assert len(panel.results) == before

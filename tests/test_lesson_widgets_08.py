@@ -12,20 +12,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from kwlesson.plots import stream_figure
 from kwlesson.streaming import (
     Detection,
     RecognizeCommands,
     calculate_accuracy_stats,
-    recognize_scores,
-)
-from kwlesson.widgets import (
-    TUNER_REPR,
-    StreamingTuner,
     detection_verdicts,
     moving_average,
-    stream_figure,
-    streaming_tuner,
+    recognize_scores,
 )
+from kwlesson.widgets import TUNER_REPR, StreamingTuner, streaming_tuner
 
 matplotlib.use("Agg")
 

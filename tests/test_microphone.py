@@ -23,12 +23,14 @@ from kwlesson.microphone import (
     UPLOAD_HINT,
     Microphone,
     StreamResampler,
+    live_view,
     loudest_second,
     microphone_problem,
     new_speaker_id,
+    recorder,
 )
 from kwlesson.streaming import StreamModel, recognize_scores, stream_scores
-from kwlesson.widgets import live_view, recorder, upload_and_label
+from kwlesson.widgets import upload_and_label
 
 RATE = 16000
 

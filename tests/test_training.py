@@ -40,12 +40,7 @@ from kwlesson.runs import (  # noqa: E402
     parse_schedule,
     read_run_files,
 )
-from kwlesson.training import (  # noqa: E402
-    PiecewiseRate,
-    load_data,
-    make_optimizer,
-    train,
-)
+from kwlesson.training import PiecewiseRate, load_data, make_optimizer, train  # noqa: E402
 
 
 def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:

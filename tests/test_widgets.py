@@ -1,4 +1,4 @@
-"""Tests for the live training dashboard (kwlesson.widgets) and the plot helpers (kwlesson.plots).
+"""Tests for the live training dashboard (kwlesson.dashboard) and the plot helpers (kwlesson.plots).
 
 The dashboard is driven from code, as train() drives it: fake hooks with a fake clock for the
 drawing and throttling, then two tiny real training runs (a few dozen generated tones in
@@ -19,12 +19,9 @@ import numpy as np
 import pytest
 from tone_corpus import make_steady_tone_corpus
 
+from kwlesson import dashboard as dashboard_module
 from kwlesson import plots
-from kwlesson import widgets as widgets_module
-from kwlesson.progress import TrainingObserver
-from kwlesson.runs import TrainConfig, TrainResult, checkpoint_prefix, latest_checkpoint
-from kwlesson.training import train
-from kwlesson.widgets import (
+from kwlesson.dashboard import (
     DASHBOARD_REPR,
     History,
     TrainingDashboard,
@@ -33,6 +30,9 @@ from kwlesson.widgets import (
     train_with_dashboard,
     train_with_dashboard_async,
 )
+from kwlesson.progress import TrainingObserver
+from kwlesson.runs import TrainConfig, TrainResult, checkpoint_prefix, latest_checkpoint
+from kwlesson.training import train
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
           "stop", "go"]
@@ -227,7 +227,7 @@ def test_stop_button_sets_the_stop_flag_training_polls():
 def test_stop_button_is_greyed_out_when_training_blocks_the_kernel(monkeypatch):
     # In a kernel, training on the main thread keeps clicks from being heard; on a worker
     # thread (the awaitable form) the button works.
-    monkeypatch.setattr(widgets_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard_module, "in_notebook", lambda: True)
     dash = TrainingDashboard(text=False, draw=False, clock=FakeClock())
     begin(dash)
     assert dash.stop_button.disabled
