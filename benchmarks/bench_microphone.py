@@ -33,13 +33,13 @@ def main() -> None:
     import kwlesson as kw
 
     kw.setup(seed=0)
-    from kwlesson import streaming, synth
+    from kwlesson import streaming_test, synth
     from kwlesson.audio import read_wav
     from kwlesson.microphone import live_view
 
     wav = kw.data_home() / "streaming" / "bench_microphone.wav"
     if not wav.exists():
-        streaming.generate_streaming_test(synth.offline_dataset(progress=False), wav,
+        streaming_test.generate_streaming_test(synth.offline_dataset(progress=False), wav,
                                           wav.with_suffix(".txt"), max(args.seconds, 10))
     audio = read_wav(wav)[:int(args.seconds * 16000)]
     x = soxr.resample(audio, 16000, args.rate).astype(np.float32)

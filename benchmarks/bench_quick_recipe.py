@@ -95,20 +95,20 @@ STREAM_SETTINGS = {"average_window_duration_ms": 500, "detection_threshold": 0.7
 
 def _stream_figures(model: Any, data_dir: Path, work: Path) -> dict:
     """Lesson 08's stream: correct / wrong / false-positive percentages, false accepts per hour."""
-    from kwlesson import streaming
+    from kwlesson import streaming, streaming_test
     from kwlesson.audio import read_wav
     from kwlesson.data import SpeechCommands
 
     clips = SpeechCommands(data_dir, silence_percentage=0, unknown_percentage=None,
                            progress=False)
-    test = streaming.generate_streaming_test(clips, work / "s.wav", work / "s.txt",
+    test = streaming_test.generate_streaming_test(clips, work / "s.wav", work / "s.txt",
                                              STREAM_SECONDS)
-    quiet = streaming.generate_streaming_test(clips, work / "n.wav", work / "n.txt",
+    quiet = streaming_test.generate_streaming_test(clips, work / "n.wav", work / "n.txt",
                                               NOISE_SECONDS, with_words=False)
     stream_model = streaming.keras_stream_model(model.model, model.labels, model.settings)
-    truth = streaming.read_ground_truth(test.labels_file, model.labels)
+    truth = streaming_test.read_ground_truth(test.labels_file, model.labels)
     times, scores = streaming.stream_scores(read_wav(test.wav), stream_model)
-    stats = streaming.calculate_accuracy_stats(
+    stats = streaming_test.calculate_accuracy_stats(
         truth, streaming.recognize_scores(times, scores, model.labels, **STREAM_SETTINGS))
     q_times, q_scores = streaming.stream_scores(read_wav(quiet.wav), stream_model)
     accepts = streaming.recognize_scores(q_times, q_scores, model.labels, **STREAM_SETTINGS)

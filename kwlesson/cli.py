@@ -172,6 +172,107 @@ def synth_command(
     return synthesize_dataset(out, words=words, speakers=speakers, seed=seed, progress=progress)
 
 
+def generate_streaming_test_command(
+    data_dir: str = "",
+    output_audio_file: str = "",
+    output_labels_file: str = "",
+    *,
+    background_dir: str = "",
+    background_volume: float = 0.1,
+    test_duration_seconds: float = 600,
+    word_gap_ms: int = 2000,
+    unknown_percentage: float = 30,
+    wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
+    validation_percentage: float = 10,
+    testing_percentage: float = 10,
+    sample_rate: int = 16000,
+    clip_duration_ms: int = 1000,
+    seed: int = 0,
+) -> int:
+    """What ``kwlesson generate-streaming-test`` runs (the seed script's flag names).
+
+    No ``data_dir``: the offline dataset. Default outputs: ``streaming_test.wav`` and
+    ``streaming_test_labels.txt`` in ``data_home()/streaming``. Returns 0, or 2 on bad input
+    (one message on stderr).
+
+    >>> generate_streaming_test_command("sc_v0.02", "/tmp/s.wav", "/tmp/s.txt")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.audio import AudioError
+    from kwlesson.config import data_home
+    from kwlesson.streaming import UNKNOWN_LABEL
+    from kwlesson.streaming_test import generate_streaming_test
+
+    try:
+        if not data_dir:
+            from kwlesson import synth
+
+            data_dir = str(synth.offline_dataset())
+        home = data_home() / "streaming"
+        wav = output_audio_file or str(home / "streaming_test.wav")
+        txt = output_labels_file or str(home / "streaming_test_labels.txt")
+        result = generate_streaming_test(
+            data_dir, wav, txt, test_duration_seconds, wanted_words=wanted_words,
+            background_dir=background_dir or None, background_volume=background_volume,
+            word_gap_ms=word_gap_ms, unknown_percentage=unknown_percentage,
+            validation_percentage=validation_percentage, testing_percentage=testing_percentage,
+            sample_rate=sample_rate, clip_duration_ms=clip_duration_ms, seed=seed)
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
+        print(f"kwlesson generate-streaming-test: {exc}", file=sys.stderr)
+        return 2
+    n_unknown = sum(label == UNKNOWN_LABEL for label, _ in result.ground_truth)
+    print(f"Saved streaming test wav to {result.wav} ({result.duration_s:g} s, "
+          f"{len(result.ground_truth)} words, {n_unknown} of them unknown)")
+    print(f"Saved streaming test labels to {result.labels_file}")
+    return 0
+
+
+def test_streaming_accuracy_command(
+    wav: str,
+    ground_truth: str,
+    model: str,
+    *,
+    labels: str = "",
+    clip_duration_ms: float = 0,
+    clip_stride_ms: float = 30,
+    average_window_ms: float = 500,
+    detection_threshold: float = 0.7,
+    suppression_ms: float = 1500,
+    minimum_count: int = 3,
+    time_tolerance_ms: float = 750,
+    batch_size: int = 256,
+    verbose: bool = False,
+) -> int:
+    """What ``kwlesson test-streaming-accuracy`` runs (the seed tool's flag names; the
+    model is a checkpoint / train_dir or a ``.tflite`` with ``labels``). Returns 0, or 2 on bad
+    input (one message on stderr).
+
+    >>> test_streaming_accuracy_command("s.wav", "s.txt", "/tmp/train")  # doctest: +SKIP
+    0
+    """
+    from kwlesson.audio import AudioError
+    from kwlesson.streaming_test import test_streaming_accuracy
+
+    try:
+        result = test_streaming_accuracy(
+            wav, ground_truth, model, labels=labels or None,
+            clip_duration_ms=clip_duration_ms or None, clip_stride_ms=clip_stride_ms,
+            average_window_duration_ms=average_window_ms,
+            detection_threshold=detection_threshold, suppression_ms=suppression_ms,
+            minimum_count=minimum_count, time_tolerance_ms=time_tolerance_ms,
+            batch_size=batch_size, verbose=verbose)
+    except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
+        print(f"kwlesson test-streaming-accuracy: {exc}", file=sys.stderr)
+        return 2
+    s = result.stats
+    print(f"{len(result.detections)} detections in {result.audio_seconds:.1f} s of audio "
+          f"({result.windows} windows): {s.how_many_correct_words} correct, "
+          f"{s.how_many_wrong_words} wrong, {s.how_many_false_positives} false positives; "
+          f"{s.how_many_ground_truth_matched} of {s.how_many_ground_truth_words} ground-truth "
+          f"words matched; {result.real_time_factor:.0f}x real time")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # argv -> the functions above
 
@@ -335,21 +436,19 @@ def _wav_to_spectrogram(args: argparse.Namespace) -> int:
 
 
 def _generate_streaming_test(args: argparse.Namespace) -> int:
-    from kwlesson import streaming
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("func", "command", "data_dir", "output_audio_file",
                             "output_labels_file")}
-    return streaming.main_generate_streaming_test(args.data_dir, args.output_audio_file,
+    return generate_streaming_test_command(args.data_dir, args.output_audio_file,
                                                   args.output_labels_file, **options)
 
 
 def _test_streaming_accuracy(args: argparse.Namespace) -> int:
-    from kwlesson import streaming
 
     options = {k: v for k, v in vars(args).items()
                if k not in ("func", "command", "wav", "ground_truth", "model")}
-    return streaming.main_test_streaming_accuracy(args.wav, args.ground_truth, args.model,
+    return test_streaming_accuracy_command(args.wav, args.ground_truth, args.model,
                                                   **options)
 
 

@@ -54,12 +54,7 @@ import soxr
 import traitlets
 
 from kwlesson.audio import SAMPLE_RATE, read_wav, write_wav
-from kwlesson.streaming import (
-    SILENCE_LABEL,
-    Detection,
-    RecognizeCommands,
-    StreamModel,
-)
+from kwlesson.streaming import SILENCE_LABEL, Detection, RecognizeCommands, StreamModel
 
 __all__ = [
     "Microphone",

@@ -341,7 +341,8 @@ def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: 
     >>> fig.axes[0].get_xlabel()
     'time (s)'
     """
-    from kwlesson.streaming import VERDICT_COLORS, detection_verdicts, moving_average
+    from kwlesson.streaming import VERDICT_COLORS, moving_average
+    from kwlesson.streaming_test import detection_verdicts
 
     times = np.asarray(times_ms, np.float64).reshape(-1)
     scores = np.asarray(scores, np.float64)

@@ -413,7 +413,7 @@ class StreamingTuner(FixedRepr):
 
     def update(self) -> None:
         """Re-run RecognizeCommands on the scores, recount, redraw."""
-        from kwlesson.streaming import calculate_accuracy_stats
+        from kwlesson.streaming_test import calculate_accuracy_stats
 
         self.detections = self.recognize()
         self.stats = calculate_accuracy_stats(self.ground_truth, self.detections, None,

@@ -509,7 +509,7 @@ def test_offline_dns_failure_says_what_to_do(tmp_path, monkeypatch):
         )
 
 
-def test_main_download_exit_codes(server, archive, tmp_path, closed_port_url, capsys):
+def test_download_command_exit_codes(server, archive, tmp_path, closed_port_url, capsys):
     server.files[SPEC.archive] = archive
     assert download_command("tiny", tmp_path / "ok", None, base_url=server.url, progress=False) == 0
     assert download_command("nope", tmp_path / "x", None, progress=False) == 2

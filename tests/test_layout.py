@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "kwlesson"
 
 # Lowest first: a module may import only modules listed before it (at the top of the file or
-# inside a function). The README's map of the library follows this order.
+# inside a function). The README's map of the library lists them in this order.
 LAYERS = [
     "version",
     "config",
@@ -31,8 +31,8 @@ LAYERS = [
     "runtime",
     "quantization",
     "export",
-    "label_wav",
     "verify",
+    "label_wav",
     "streaming",
     "streaming_test",
     "microphone",
@@ -130,7 +130,9 @@ def test_no_private_name_is_used_across_modules(path):
         "their module, or say why the line reaches in ('# reaches in: ...')")
 
 
-def test_the_readme_maps_every_module():
+def test_the_readme_maps_every_module_in_layer_order():
     readme = (ROOT / "README.md").read_text()
-    missing = [m for m in _modules() if m != "__init__" and f"`{m}`" not in readme]
+    missing = [m for m in _modules() if m != "__init__" and f"  {m}.py " not in readme]
     assert missing == [], f"README's map of the library lacks {missing}"
+    order = sorted((readme.index(f"  {m}.py "), m) for m in _modules() if m != "__init__")
+    assert [m for _, m in order] == [m for m in LAYERS if m in _modules() and m != "__init__"]

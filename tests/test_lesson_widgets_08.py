@@ -13,14 +13,8 @@ import numpy as np
 import pytest
 
 from kwlesson.plots import stream_figure
-from kwlesson.streaming import (
-    Detection,
-    RecognizeCommands,
-    calculate_accuracy_stats,
-    detection_verdicts,
-    moving_average,
-    recognize_scores,
-)
+from kwlesson.streaming import Detection, RecognizeCommands, moving_average, recognize_scores
+from kwlesson.streaming_test import calculate_accuracy_stats, detection_verdicts
 from kwlesson.widgets import TUNER_REPR, StreamingTuner, streaming_tuner
 
 matplotlib.use("Agg")

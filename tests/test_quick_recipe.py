@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 import kwlesson as kw
-from kwlesson import evaluation, streaming, synth
+from kwlesson import evaluation, streaming, streaming_test, synth
 from kwlesson.data import SpeechCommands
 
 # Three seeds scored 88.6, 90.3 and 91.1% (N=528; one standard error about 1.3 points).
@@ -47,9 +47,10 @@ def test_quick_model_is_clearly_above_a_floor_on_its_offline_test_split(model):
 def test_quick_model_spots_words_in_lesson_08s_stream(model, tmp_path):
     clips = SpeechCommands(synth.offline_dataset(progress=False), silence_percentage=0,
                            unknown_percentage=None, progress=False)
-    test = streaming.generate_streaming_test(clips, tmp_path / "s.wav", tmp_path / "s.txt", 180)
+    test = streaming_test.generate_streaming_test(clips, tmp_path / "s.wav", tmp_path / "s.txt",
+                                                  180)
     stream_model = streaming.keras_stream_model(model.model, model.labels, model.settings)
-    stats = streaming.test_streaming_accuracy(
+    stats = streaming_test.test_streaming_accuracy(
         test.wav, test.labels_file, stream_model, average_window_duration_ms=500,
         detection_threshold=0.7, suppression_ms=1500, minimum_count=3, out=None).stats
     assert stats.correct_percentage >= STREAM_CORRECT_FLOOR, stats.summary()

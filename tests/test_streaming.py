@@ -19,15 +19,13 @@ tf = pytest.importorskip("tensorflow")
 
 from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
 
+from kwlesson import cli  # noqa: E402
 from kwlesson import streaming as S  # noqa: E402
+from kwlesson import streaming_test as ST  # noqa: E402
 from kwlesson.audio import read_wav  # noqa: E402
 from kwlesson.config import shared_datasets_dir  # noqa: E402
-from kwlesson.streaming import (  # noqa: E402
-    Detection,
-    RecognizeCommands,
-    calculate_accuracy_stats,
-    read_ground_truth,
-)
+from kwlesson.streaming import Detection, RecognizeCommands  # noqa: E402
+from kwlesson.streaming_test import calculate_accuracy_stats, read_ground_truth  # noqa: E402
 
 LABELS = ["_silence_", "_unknown_", *WORDS]
 
@@ -247,9 +245,9 @@ def corpus(tmp_path_factory) -> Path:
     return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def generate(corpus: Path, out: Path, seconds: float = 20, **kw) -> S.StreamingTest:
+def generate(corpus: Path, out: Path, seconds: float = 20, **kw) -> ST.StreamingTest:
     kw.setdefault("wanted_words", WORDS)
-    return S.generate_streaming_test(corpus, out / "stream.wav", out / "stream.txt", seconds,
+    return ST.generate_streaming_test(corpus, out / "stream.wav", out / "stream.txt", seconds,
                                      **kw)
 
 
@@ -306,15 +304,15 @@ def test_noise_only_stream_has_the_same_background_and_no_words(corpus, tmp_path
     assert not np.array_equal(alone, with_words)
 
 
-def test_main_generate_streaming_test(corpus, tmp_path, capsys):
-    rc = S.main_generate_streaming_test(
+def test_generate_streaming_test_command(corpus, tmp_path, capsys):
+    rc = cli.generate_streaming_test_command(
         str(corpus), str(tmp_path / "s.wav"), str(tmp_path / "s.txt"), test_duration_seconds=9,
         wanted_words="yes,no,up")
     out = capsys.readouterr().out
     assert rc == 0
     assert f"Saved streaming test wav to {tmp_path / 's.wav'} (9 s, 3 words" in out
     assert f"Saved streaming test labels to {tmp_path / 's.txt'}" in out
-    rc = S.main_generate_streaming_test(str(tmp_path / "nowhere"), str(tmp_path / "t.wav"),
+    rc = cli.generate_streaming_test_command(str(tmp_path / "nowhere"), str(tmp_path / "t.wav"),
                                         str(tmp_path / "t.txt"))
     err = capsys.readouterr().err
     assert rc == 2 and "nowhere: data folder not found" in err
@@ -383,7 +381,7 @@ def test_a_plain_model_function_plugs_in(stream_model):
 
 def test_end_to_end_streaming_accuracy(trained, stream_model, stream):
     out = io.StringIO()
-    r = S.test_streaming_accuracy(stream.wav, stream.labels_file, trained.checkpoint_path,
+    r = ST.test_streaming_accuracy(stream.wav, stream.labels_file, trained.checkpoint_path,
                                   verbose=True, out=out)
     text = out.getvalue()
     s = r.stats
@@ -414,10 +412,10 @@ def test_wrong_rate_stereo_wav_is_resampled(stream_model, stream, tmp_path):
     path = tmp_path / "stream_44k.wav"
     sf.write(path, np.stack([hi, hi], axis=1), 44100, subtype="PCM_16")
     out = io.StringIO()
-    r = S.test_streaming_accuracy(path, stream.ground_truth, stream_model, out=out)
+    r = ST.test_streaming_accuracy(path, stream.ground_truth, stream_model, out=out)
     assert f"note: {path}: resampled from 44100 Hz to 16000 Hz; 2 channels mixed down" \
         in out.getvalue()
-    ref = S.test_streaming_accuracy(stream.wav, stream.ground_truth, stream_model, out=None)
+    ref = ST.test_streaming_accuracy(stream.wav, stream.ground_truth, stream_model, out=None)
     assert [d.label for d in r.detections] == [d.label for d in ref.detections]
 
 
@@ -425,23 +423,23 @@ def test_bad_ground_truth_and_files(stream_model, stream, tmp_path, capsys):
     bad = tmp_path / "truth.txt"
     bad.write_text("yes, 1000.0\nmeow, 4000.0\n")
     with pytest.raises(ValueError, match=re.escape(f"{bad}:2: label 'meow' is not one")):
-        S.test_streaming_accuracy(stream.wav, bad, stream_model, out=None)
+        ST.test_streaming_accuracy(stream.wav, bad, stream_model, out=None)
     with pytest.raises(ValueError, match="meow"):
-        S.test_streaming_accuracy(stream.wav, [("meow", 10)], stream_model, out=None)
-    rc = S.main_test_streaming_accuracy(str(stream.wav), str(bad), str(tmp_path / "nope"))
+        ST.test_streaming_accuracy(stream.wav, [("meow", 10)], stream_model, out=None)
+    rc = cli.test_streaming_accuracy_command(str(stream.wav), str(bad), str(tmp_path / "nope"))
     assert rc == 2
-    rc = S.main_test_streaming_accuracy(str(stream.wav), str(bad), stream_model)
+    rc = cli.test_streaming_accuracy_command(str(stream.wav), str(bad), stream_model)
     err = capsys.readouterr().err
     assert rc == 2 and f"kwlesson test-streaming-accuracy: {bad}:2: label 'meow'" in err
     late = tmp_path / "late.txt"
     late.write_text(stream.labels_file.read_text() + "yes, 95000.0\n")
     out = io.StringIO()
-    r = S.test_streaming_accuracy(stream.wav, late, stream_model, out=out)
+    r = ST.test_streaming_accuracy(stream.wav, late, stream_model, out=out)
     assert f"note: {late}: 1 word(s) start after the end of the audio (20 s)" in out.getvalue()
     assert r.stats.how_many_ground_truth_words == 7
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("these are my notes")
-    rc = S.main_test_streaming_accuracy(str(not_audio), str(stream.labels_file), stream_model)
+    rc = cli.test_streaming_accuracy_command(str(not_audio), str(stream.labels_file), stream_model)
     err = capsys.readouterr().err
     assert rc == 2 and f"{not_audio}: not a WAV/FLAC file" in err
 
@@ -483,7 +481,7 @@ def test_stream_from_the_real_test_split(tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        t = S.generate_streaming_test(data, tmp_path / "s.wav", tmp_path / "s.txt", 60,
+        t = ST.generate_streaming_test(data, tmp_path / "s.wav", tmp_path / "s.txt", 60,
                                       background_dir=noise, validation_percentage=11,
                                       testing_percentage=1, seed=0)
     assert len(t.ground_truth) == 20
