@@ -33,7 +33,6 @@ import argparse
 import io
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from kwlesson import export, models, quantization, verify
+from kwlesson import export, models, quantization, runtime, verify
 from kwlesson.config import shared_datasets_dir
 from kwlesson.features import FeatureSettings, compute_features
 
@@ -59,25 +57,7 @@ def latency_ms(model: bytes, runs: int, threads: int = 1, xnnpack: bool = True) 
 
     ``xnnpack=False``: LiteRT's built-in kernels only (no default XNNPACK delegate).
     """
-    kwargs = {} if xnnpack else {
-        "experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-    interp = Interpreter(model_content=model, num_threads=threads, **kwargs)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    rng = np.random.default_rng(0)
-    if np.issubdtype(inp["dtype"], np.integer):
-        x = rng.integers(-128, 128, inp["shape"]).astype(inp["dtype"])
-    else:
-        x = (0.1 * rng.standard_normal(inp["shape"])).astype(np.float32)
-    interp.set_tensor(inp["index"], x)
-    for _ in range(10):  # warm-up: delegate set-up, caches
-        interp.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interp.invoke()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return runtime.TFLiteModel(model, num_threads=threads, delegate=xnnpack).latency_ms(runs=runs)
 
 
 def untrained_files(arch: str, settings: FeatureSettings, labels: int) -> dict[str, bytes]:

@@ -126,13 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     from kwlesson import streaming as S
+    from kwlesson import streaming_test as ST
     from kwlesson.audio import read_wav
     from kwlesson.data import DataWarning
     from kwlesson.models import count_macs, create_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
-        test = S.generate_streaming_test(
+        test = ST.generate_streaming_test(
             data, work / "stream.wav", work / "stream_labels.txt", args.duration,
             validation_percentage=11, testing_percentage=1, seed=args.seed)
     n_unknown = sum(label == S.UNKNOWN_LABEL for label, _ in test.ground_truth)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = S.load_stream_model(checkpoint)
     audio = read_wav(test.wav)
-    truth = S.read_ground_truth(test.labels_file, model.labels)
+    truth = ST.read_ground_truth(test.labels_file, model.labels)
     S.stream_scores(audio[:160000], model)  # warm-up: tracing
     t0 = time.perf_counter()
     times, scores = S.stream_scores(audio, model)
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
                            ("class defaults: average 1000 ms, threshold 0.2", 1000, 0.2)):
         found = S.recognize_scores(times, scores, model.labels, average_window_duration_ms=avg,
                                    detection_threshold=thr, suppression_ms=1500, minimum_count=3)
-        st = S.calculate_accuracy_stats(truth, found, None, 750)
+        st = ST.calculate_accuracy_stats(truth, found, None, 750)
         print(f"  {name}: {st.summary()}")
         print(f"    counts: {st.how_many_ground_truth_matched} matched, "
               f"{st.how_many_correct_words} correct, {st.how_many_wrong_words} wrong, "
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.noise_minutes > 0:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DataWarning)
-            quiet = S.generate_streaming_test(
+            quiet = ST.generate_streaming_test(
                 data, work / "noise.wav", work / "noise_labels.txt", 60 * args.noise_minutes,
                 validation_percentage=11, testing_percentage=1, seed=args.seed + 1,
                 with_words=False)

@@ -1,9 +1,11 @@
 """kwlesson: a course package that teaches keyword spotting with TensorFlow.
 
-The package is flat, one module per stage of the lesson (audio, features, data, synth, models,
-training, evaluation, export, streaming, dashboard, widgets, what_if, microphone, plots, checks,
-cli). Importing ``kwlesson`` is cheap: TensorFlow loads only when a module that needs it is
-imported.
+The package is flat, one module per stage of the lesson, in lesson order (the README maps them).
+Importing ``kwlesson`` is cheap: TensorFlow loads only when a module that needs it is imported.
+
+"The seed" in the docstrings is TensorFlow's speech_commands example (train.py, freeze.py,
+label_wav.py, RecognizeCommands, test_streaming_accuracy) and its tutorial, which the course
+rebuilds; an argument called ``seed`` is always a random seed.
 
 >>> import kwlesson as kw
 >>> kw.setup(seed=0)  # doctest: +SKIP

@@ -223,7 +223,8 @@ def check_03_learning_rate(rate_fn: Callable[[int, str, str], float]) -> None:
     ``how_many_training_steps`` and ``learning_rate`` strings, and returns the rate of the phase
     that step falls in (after the last phase, the last rate).
 
-    >>> from kwlesson.training import PiecewiseRate, parse_schedule
+    >>> from kwlesson.runs import parse_schedule
+    >>> from kwlesson.training import PiecewiseRate
     >>> check_03_learning_rate(lambda step, steps, rates: PiecewiseRate(
     ...     parse_schedule(steps, rates)).rate_at_step(step))
     Exercise 03.1 passed: your learning rates match the schedule at 14 steps

@@ -206,7 +206,7 @@ def colab_url(notebook: str) -> str:
 def colab_badge(notebook: str) -> str:
     """The README's "Open in Colab" badge for a lesson (an image from Colab's site).
 
-    >>> colab_badge("00_welcome.ipynb")[:24]
+    >>> colab_badge("00_welcome.ipynb")[:26]
     '[![Open In Colab](https://'
     """
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"

@@ -252,7 +252,7 @@ class SpeechCommands:
     ``background_dir`` points at the noise clips when they are not in
     ``data_dir/_background_noise_`` (a missing folder is reported, and no noise is mixed in).
 
-    Per split, as the reference: ``ceil(n * silence_percentage / 100)`` silence entries and
+    Per split, as the seed: ``ceil(n * silence_percentage / 100)`` silence entries and
     ``ceil(n * unknown_percentage / 100)`` unknown clips are added, where ``n`` is the number of
     wanted-word clips in that split; unknown clips are picked after a shuffle with ``seed``.
     Real ``_silence_`` clips fill the silence quota first; all-zero clips (background noise mixed

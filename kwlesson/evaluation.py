@@ -52,6 +52,7 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """Plain types only, for ``json.dumps``.
 
+        >>> import json
         >>> ev = confusion_metrics(np.array([[3, 1], [0, 4]]), ["a", "b"])
         >>> json.loads(json.dumps(ev.to_dict()))["confusion"]
         [[3, 1], [0, 4]]

@@ -1,8 +1,7 @@
-"""Freezing a trained keyword spotter for phones and microcontrollers, and checking the result.
+"""Freezing a trained keyword spotter for phones and microcontrollers.
 
-The seed tutorial's ``freeze.py`` turns a checkpoint into one compact file for the Android demo;
-``label_wav.py`` runs it on a wav; ``wav_to_spectrogram`` draws what the model hears. This module
-does all three for today's runtimes. :func:`freeze` writes one folder::
+The seed tutorial's ``freeze.py`` turns a checkpoint into one compact file for the Android demo.
+:func:`freeze` does that for today's runtimes, and writes one folder::
 
     saved_model/         TensorFlow SavedModel; signature ``serving_default``:
                          audio float32 [16000] or [batch, 16000] -> probabilities [..., labels]
@@ -29,25 +28,17 @@ The weights are baked in as constants (Keras' ``stateless_call``), which is what
 meant in the seed's TensorFlow 1 days, and what lets the converter fold batch normalisation
 and quantise the weights.
 
-:func:`verify` runs every file on a data split and reports accuracy and agreement (float LiteRT
-against Keras, int8 against float, TensorFlow Lite Micro against LiteRT). :func:`label_wav` and
-:func:`wav_to_spectrogram` are the seed's tools. LiteRT (``ai_edge_litert``) runs every
-``.tflite`` here; TensorFlow Lite Micro's Python interpreter (PyPI ``tflite-micro``) runs the
-micro model when it is installed.
-
-Input that is not a 1 s, 16 kHz clip is converted, not refused: :func:`label_wav` reads every
-file with ``kwlesson.audio.read_wav``, which resamples any rate to the model's rate and mixes
-channels down, then pads a short clip with zeros at the end or trims a long one to the model's
-clip length (1 s). The seed's label_wav expected exactly that format.
+How the files are made (the int8 rules, the candidate networks) is :mod:`kwlesson.quantization`;
+:func:`kwlesson.verify.verify` runs every file on a data split and checks the promises made
+about them; :func:`kwlesson.label_wav.label_wav` is the seed's label_wav. LiteRT
+(``ai_edge_litert``) and TensorFlow Lite Micro run the files through :mod:`kwlesson.runtime`.
 
 Introduced in notebook 07.
 
->>> from kwlesson.export import freeze, verify, label_wav  # doctest: +SKIP
+>>> from kwlesson.export import freeze  # doctest: +SKIP
 >>> result = freeze("/tmp/speech_commands_train/tiny_conv.ckpt-18000", "/tmp/kws")  # doctest: +SKIP
->>> label_wav("/tmp/kws", "yes.wav")  # doctest: +SKIP
-yes (score = 0.912)
-_unknown_ (score = 0.043)
-no (score = 0.021)
+>>> result.files["model_micro.tflite"]  # doctest: +SKIP
+PosixPath('/tmp/kws/model_micro.tflite')
 """
 
 from __future__ import annotations

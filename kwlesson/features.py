@@ -273,7 +273,7 @@ class FeatureSettings:
 
 
 def _average_window_width(settings: FeatureSettings) -> int:
-    # The reference: floor(fft_bin_count / feature_bin_count).
+    # The seed: floor(fft_bin_count / feature_bin_count).
     return int(math.floor(settings.fft_bin_count / settings.feature_bin_count))
 
 
@@ -440,7 +440,7 @@ def log_mel(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tenso
 
 
 def mfcc(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
-    """MFCC as the reference: 40 mel channels, 20-4000 Hz, log, DCT keeping feature_bin_count.
+    """MFCC as the seed: 40 mel channels, 20-4000 Hz, log, DCT keeping feature_bin_count.
 
     >>> mfcc(tf.zeros([16000]), FeatureSettings(feature_bin_count=13)).shape
     TensorShape([98, 13])

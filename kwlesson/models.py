@@ -62,7 +62,7 @@ class SVDF(keras.layers.Layer):
     Each of ``num_units`` units owns ``rank`` pairs of filters: a feature filter (a 1-D
     convolution over the bins of every frame, i.e. a matmul per frame) and a time filter (one
     weight per frame of memory, applied depthwise). The ``rank`` outputs of a unit are summed and
-    a bias is added, as in the reference (the ReLU follows as its own layer). Filter ``k`` belongs
+    a bias is added, as in the seed (the ReLU follows as its own layer). Filter ``k`` belongs
     to unit ``k // rank``, the seed's ``reshape(outputs, [num_units, rank, -1])``.
 
     Weights: ``weights_frequency [bins, rank*num_units]``, ``weights_time [rank*num_units,

@@ -120,7 +120,7 @@ def quantize(x: np.ndarray, detail: dict) -> np.ndarray:
     integer range for an int8/uint8 tensor (TFLite's rule), a plain cast for a float one.
 
     >>> quantize(np.array([0.5, -2.0]), {"dtype": np.int8, "quantization": (0.5, 3)})
-    array([4, 0], dtype=int8)
+    array([ 4, -1], dtype=int8)
     """
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):

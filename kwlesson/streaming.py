@@ -1,15 +1,15 @@
 """Listening to a stream: slide a one-second window over long audio and report keywords.
 
 A model trained on 1 s clips hears a stream as a sequence of overlapping clips: one every
-``clip_stride_ms`` (30 ms), each scored by the model. :class:`RecognizeCommands` (the reference
+``clip_stride_ms`` (30 ms), each scored by the model. :class:`RecognizeCommands` (the seed
 speech-commands example's ``recognize_commands.py`` / ``.cc``, the same logic as its Android
 and Raspberry Pi apps) averages those scores over time and reports a keyword when it is
 confident and has not just reported another one.
 
 To measure how well that works, :func:`generate_streaming_test` writes a long wav of test-split
-words over background noise with a ground-truth file (the reference's
+words over background noise with a ground-truth file (the seed's
 ``generate_streaming_test_wav.py``), and :func:`test_streaming_accuracy` runs a model over it
-and counts matched, correct, wrong and false-positive detections as the reference's
+and counts matched, correct, wrong and false-positive detections as the seed's
 ``test_streaming_accuracy.cc`` does.
 
 Speed: the windows overlap by 97%, and the features of a window are its 10 ms frames, so for a
@@ -69,7 +69,7 @@ UNKNOWN_LABEL = "_unknown_"
 
 
 # --------------------------------------------------------------------------------------------
-# RecognizeCommands: the reference's smoothing, threshold and suppression
+# RecognizeCommands: the seed's smoothing, threshold and suppression
 
 
 class Recognition(NamedTuple):
@@ -81,7 +81,7 @@ class Recognition(NamedTuple):
 
 
 class RecognizeCommands:
-    """Turn a stream of per-window scores into keyword events, as the reference does.
+    """Turn a stream of per-window scores into keyword events, as the seed does.
 
     For each new result (scores of all labels for the window starting at ``current_time_ms``):
 
@@ -93,18 +93,18 @@ class RecognizeCommands:
        ``suppression_ms`` have passed since that previous top label was reported. A new top label
        becomes the "previous top label" from then on.
 
-    As in the reference, the previous top label starts as ``_silence_``, and after ``_silence_``
+    As in the seed, the previous top label starts as ``_silence_``, and after ``_silence_``
     no suppression applies: ``_silence_`` itself can become the new top label (which is how the
     recognizer re-arms for the next word), so callers that want keywords ignore new commands
-    labelled ``_silence_`` (:func:`recognize_scores` does, as the reference's streaming test).
+    labelled ``_silence_`` (:func:`recognize_scores` does, as the seed's streaming test).
     A top label equal to the previous one is never new, however long ago it was reported.
     Ties go to the label listed first.
 
-    One deliberate difference: the reference only refuses a time earlier than the *oldest*
+    One deliberate difference: the seed only refuses a time earlier than the *oldest*
     result it still keeps; here a time earlier than the *latest* result is refused too, since
     either way the results were not fed in time order. Equal times are allowed.
 
-    The defaults are the reference class's (``recognize_commands.h``).
+    The defaults are the seed's class's (``recognize_commands.h``).
 
     >>> rc = RecognizeCommands(["_silence_", "yes", "no"])
     >>> [rc.process_latest_result([0.0, 1.0, 0.0], t).is_new_command for t in range(0, 400, 100)]
@@ -181,7 +181,7 @@ class RecognizeCommands:
         average = np.zeros(len(self.labels))
         for _, s in self._previous_results:
             average += s / how_many_results
-        top = int(np.argmax(average))  # first of equal maxima, like the reference's stable sort
+        top = int(np.argmax(average))  # first of equal maxima, like the seed's stable sort
         top_label = self.labels[top]
         top_score = float(average[top])
 
@@ -426,7 +426,7 @@ def as_stream_model(model: StreamModel | Callable, labels: Sequence[str] | None,
 
 
 def _window_offsets(n_samples: int, clip_samples: int, stride_samples: int) -> np.ndarray:
-    # Every window that fits entirely in the stream; the reference stops one stride short of
+    # Every window that fits entirely in the stream; the seed stops one stride short of
     # the end (range(0, n - clip, stride)), which drops a final window that fits exactly.
     if n_samples < clip_samples:
         return np.zeros(0, np.int64)
@@ -509,10 +509,10 @@ def recognize_scores(
     minimum_count: int = 3,
 ) -> list[Detection]:
     """What a fresh :class:`RecognizeCommands` fed these results in order reports: its new
-    commands that are not ``_silence_`` (as the reference's streaming test keeps them).
+    commands that are not ``_silence_`` (as the seed's streaming test keeps them).
     Vectorised: 10,000 windows take milliseconds rather than a second.
 
-    The defaults are the reference ``test_streaming_accuracy`` tool's (its C++ flags), not the
+    The defaults are the seed's ``test_streaming_accuracy`` tool's (its C++ flags), not the
     class's: a 500 ms average and a 0.7 threshold.
 
     >>> recognize_scores([0, 100, 200, 300], np.array([[0, 1.0]] * 4), ["_silence_", "yes"])

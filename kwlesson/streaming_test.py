@@ -71,7 +71,7 @@ class StreamingTest:
 
 
 def _envelope(length: int, clip: int, ramp_in: int, ramp_out: int) -> np.ndarray:
-    """The reference's mix_in_audio_sample gain for the first ``length`` of ``clip`` samples."""
+    """The seed's mix_in_audio_sample gain for the first ``length`` of ``clip`` samples."""
     i = np.arange(length, dtype=np.float64)
     env = np.ones(length)
     if ramp_in > 0:
@@ -115,7 +115,7 @@ def generate_streaming_test(
 ) -> StreamingTest:
     """Write a long wav of ``split`` words over background noise, and its ground truth.
 
-    As the reference's ``generate_streaming_test_wav.py``: background excerpts 1.5 s long,
+    As the seed's ``generate_streaming_test_wav.py``: background excerpts 1.5 s long,
     one every second, cross-faded over 250 ms, each at a volume uniform in
     [0, ``background_volume``); word ``i`` starts at ``i * (clip + word_gap_ms)`` plus a random
     jitter in [0, ``word_gap_ms``), so with the defaults a word comes every 3 s on average
@@ -180,7 +180,7 @@ def generate_streaming_test(
     if sc.background and background_volume > 0:
         for i in range(int(math.ceil(total / clip))):
             b = sc.background[int(rng.integers(len(sc.background)))]
-            # Unlike the reference (which may start a 1.5 s segment less than 1.5 s before the
+            # Unlike the seed (which may start a 1.5 s segment less than 1.5 s before the
             # end of a noise clip and so leave a hole), every segment here is whole.
             start = int(rng.integers(0, max(len(b) - seg, 1)))
             _mix_in(track, i * clip, b, start, seg, float(rng.uniform(0, background_volume)),
@@ -206,7 +206,7 @@ def generate_streaming_test(
         used.append(clips[k].path)
 
     out_wav, out_labels = Path(out_wav), Path(out_labels)
-    write_wav(out_wav, track, sample_rate)  # clips to [-1, 1] as the reference's encode_wav
+    write_wav(out_wav, track, sample_rate)  # clips to [-1, 1] as the seed's encode_wav
     text = "".join(f"{label}, {t:f}\n" for label, t in ground_truth)
     out_labels.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_labels.with_name(f".{out_labels.name}.tmp")
@@ -264,7 +264,7 @@ def read_ground_truth(path: str | os.PathLike, labels: Sequence[str] | None = No
 
 @dataclass
 class StreamingAccuracyStats:
-    """Counts as the reference's ``StreamingAccuracyStats``; percentages are of
+    """Counts as the seed's ``StreamingAccuracyStats``; percentages are of
     ``how_many_ground_truth_words`` (false positives can exceed 100%).
 
     >>> s = StreamingAccuracyStats(10, 8, 1, 7, 1)
@@ -299,7 +299,7 @@ class StreamingAccuracyStats:
         return self._pct(self.how_many_false_positives)
 
     def summary(self) -> str:
-        """The reference's summary line, with the unit said.
+        """The seed's summary line, with the unit said.
 
         >>> stats = StreamingAccuracyStats(10, 8, 1, 7, 1)
         >>> print(stats.summary())  # doctest: +NORMALIZE_WHITESPACE
@@ -321,7 +321,7 @@ def calculate_accuracy_stats(
     up_to_time_ms: float | None = None,
     time_tolerance_ms: float = 750,
 ) -> StreamingAccuracyStats:
-    """Count as the reference's ``CalculateAccuracyStats``.
+    """Count as the seed's ``CalculateAccuracyStats``.
 
     ``ground_truth``: (label, time_ms), sorted by time. ``found_words``: (label, time_ms) or
     :class:`Detection`. Only ground truth up to ``up_to_time_ms + time_tolerance_ms`` counts
@@ -341,7 +341,7 @@ def calculate_accuracy_stats(
         if t > latest_possible:
             break
         stats.how_many_ground_truth_words += 1
-    matched: set[float] = set()  # ground-truth times, as the reference keys them
+    matched: set[float] = set()  # ground-truth times, as the seed keys them
     for found in found_words:
         if isinstance(found, Detection):
             found_label, found_time = found.label, found.time_ms
@@ -407,7 +407,7 @@ def test_streaming_accuracy(
     reference's ``test_streaming_accuracy`` tool (whose flags give the defaults).
 
     Prints the summary line to ``out`` (``None``: silent); with ``verbose``, every detection
-    with its verdict and the running figures, as the reference's ``--verbose``.
+    with its verdict and the running figures, as the seed's ``--verbose``.
 
     >>> r = test_streaming_accuracy("s.wav", "s.txt", "/tmp/train")  # doctest: +SKIP
     53.0% matched, 24.0% correctly, 29.0% wrongly, 1.0% false positives

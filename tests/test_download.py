@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from kwlesson import download as dl
+from kwlesson.cli import download_command
 from kwlesson.download import (
     CHECKSUMS,
     DATASETS,
@@ -29,7 +30,6 @@ from kwlesson.download import (
     Checksum,
     DatasetSpec,
     DownloadError,
-    download_command,
     download_dataset,
     verify_archive,
 )

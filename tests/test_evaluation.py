@@ -14,12 +14,9 @@ pytest.importorskip("tensorflow")
 from test_training import WORDS, config_for, make_corpus  # noqa: E402
 
 from kwlesson.audio import write_wav  # noqa: E402
-from kwlesson.evaluation import (  # noqa: E402
-    confusion_metrics,
-    evaluate,
-    evaluate_command,
-)
-from kwlesson.runs import load_trained
+from kwlesson.cli import evaluate_command  # noqa: E402
+from kwlesson.evaluation import confusion_metrics, evaluate  # noqa: E402
+from kwlesson.runs import load_trained  # noqa: E402
 from kwlesson.training import train  # noqa: E402
 
 
