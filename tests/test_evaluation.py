@@ -11,21 +11,12 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from test_training import WORDS, config_for, make_corpus  # noqa: E402
+from tone_corpus import WORDS  # noqa: E402
 
 from kwlesson.audio import write_wav  # noqa: E402
 from kwlesson.cli import evaluate_command  # noqa: E402
 from kwlesson.evaluation import confusion_metrics, evaluate  # noqa: E402
 from kwlesson.runs import load_trained  # noqa: E402
-from kwlesson.training import train  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    corpus = make_corpus(tmp_path_factory.mktemp("corpus"))
-    cfg = config_for(corpus, tmp_path_factory.mktemp("run"), how_many_training_steps="30",
-                     learning_rate="0.01", save_step_interval=30, eval_step_interval=30)
-    return train(cfg, []), corpus
 
 
 def test_confusion_metrics_by_hand():
@@ -51,7 +42,7 @@ def test_confusion_metrics_undefined_values_are_none():
 
 
 def test_evaluate_split_matches_the_final_test_of_training(trained):
-    result, _ = trained
+    result = trained
     ev = evaluate(result.checkpoint_path)
     np.testing.assert_array_equal(ev.confusion, result.test_confusion)
     assert ev.accuracy == pytest.approx(result.test_accuracy)
@@ -60,8 +51,8 @@ def test_evaluate_split_matches_the_final_test_of_training(trained):
     assert val.accuracy == pytest.approx(result.validation[-1][1])
 
 
-def test_evaluate_a_canonical_test_folder(trained, tmp_path):
-    result, corpus = trained
+def test_evaluate_a_canonical_test_folder(trained, corpus, tmp_path):
+    result = trained
     folder = tmp_path / "test_set"
     counts = {}
     for word in WORDS:  # a few clips of each word, copied from the corpus
@@ -89,7 +80,7 @@ def test_evaluate_a_canonical_test_folder(trained, tmp_path):
 
 
 def test_evaluate_errors_name_the_problem(trained, tmp_path):
-    result, _ = trained
+    result = trained
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
         evaluate(result.checkpoint_path, folder=tmp_path / "missing")
     (tmp_path / "only_yes" / "yes").mkdir(parents=True)

@@ -26,8 +26,7 @@ from kwlesson.audio import fit_length, write_wav
 from kwlesson.features import FeatureSettings, compute_features
 from kwlesson.label_wav import label_wav
 from kwlesson.models import ARCHITECTURES, create_model
-from kwlesson.runs import TrainConfig, load_trained
-from kwlesson.training import train
+from kwlesson.runs import load_trained
 
 WORDS = ("yes", "no", "up")
 OTHERS = ("cat", "dog")  # folders that become _unknown_
@@ -61,23 +60,6 @@ def make_corpus(root: Path, per_word: int = 40, seed: int = 0) -> Path:
     noise = (0.3 * rng.standard_normal(3 * RATE)).clip(-1, 1).astype(np.float32)
     write_wav(root / "_background_noise_" / "white_noise.wav", noise)
     return root
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("export_corpus"))
-
-
-@pytest.fixture(scope="session")
-def trained(corpus, tmp_path_factory):
-    run = tmp_path_factory.mktemp("export_run")
-    cfg = TrainConfig(
-        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
-        how_many_training_steps="150,50", learning_rate="0.01,0.002", batch_size=20,
-        optimizer="adam", eval_step_interval=200, save_step_interval=200,
-        validation_percentage=30.0, testing_percentage=10.0, normalize_features=True,
-        train_dir=str(run / "train"), summaries_dir=str(run / "logs"), verbosity="warn", seed=3)
-    return train(cfg)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tone_corpus import WORDS, make_tone_corpus  # noqa: E402
+from tone_corpus import WORDS  # noqa: E402
 
 from kwlesson import cli, faults  # noqa: E402
 from kwlesson.faults import (  # noqa: E402
@@ -42,22 +42,6 @@ from kwlesson.runs import TrainConfig, latest_checkpoint, load_trained  # noqa: 
 from kwlesson.training import train  # noqa: E402
 
 TESTS = Path(__file__).parent
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_tone_corpus(tmp_path_factory.mktemp("corpus"), 30, 0, jitter=0.05,
-                            onset=(1000, 5000), length=(6000, 9000), noise_seconds=3)
-
-
-def config_for(corpus: Path, run_dir: Path, **changes) -> TrainConfig:
-    cfg = TrainConfig(
-        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
-        how_many_training_steps="20,10", learning_rate="0.01,0.002", batch_size=20,
-        eval_step_interval=10, save_step_interval=10, optimizer="adam",
-        train_dir=str(run_dir / "train"), summaries_dir=str(run_dir / "logs"), verbosity="warn",
-        seed=7)
-    return dataclasses.replace(cfg, **changes)
 
 
 def cli_flags(cfg: TrainConfig) -> list[str]:
@@ -82,9 +66,9 @@ class StopAt(TrainingObserver):
         return bool(self.seen) and self.seen[-1] >= self.step
 
 
-def stopped_run(corpus: Path, run_dir: Path, at: int = 20, **changes) -> TrainConfig:
+def stopped_run(make_config, run_dir: Path, at: int = 20, **changes) -> TrainConfig:
     """A run stopped at step ``at`` of 30, checkpoints every 10 steps."""
-    cfg = config_for(corpus, run_dir, **changes)
+    cfg = make_config(run_dir, **changes)
     result = train(cfg, StopAt(at))
     assert result.stopped and result.step == at
     return cfg
@@ -128,8 +112,8 @@ def cut_short(prefix: str) -> Path:
     return data
 
 
-def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact(corpus, tmp_path):
-    cfg = stopped_run(corpus, tmp_path)
+def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact(make_config, tmp_path):
+    cfg = stopped_run(make_config, tmp_path)
     d = Path(cfg.train_dir)
     assert damaged_files(str(d / "tiny_conv.ckpt-20")) == []
     cut = cut_short(str(d / "tiny_conv.ckpt-20"))
@@ -147,8 +131,8 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_intact(corpus, tmp_p
     assert rec.begin["start_step"] == 10 and result.step == 30 and not result.stopped
 
 
-def test_no_intact_checkpoint_is_one_line_naming_the_folder(corpus, tmp_path, capsys):
-    cfg = stopped_run(corpus, tmp_path)
+def test_no_intact_checkpoint_is_one_line_naming_the_folder(make_config, tmp_path, capsys):
+    cfg = stopped_run(make_config, tmp_path)
     d = Path(cfg.train_dir)
     for prefix in ("tiny_conv.ckpt-10", "tiny_conv.ckpt-20"):
         cut_short(str(d / prefix))
@@ -162,9 +146,9 @@ def test_no_intact_checkpoint_is_one_line_naming_the_folder(corpus, tmp_path, ca
     assert err.startswith(f"kwlesson freeze: {d}: no intact checkpoint") and "Traceback" not in err
 
 
-def test_checkpoint_without_sidecar_is_read_back(corpus, tmp_path):
+def test_checkpoint_without_sidecar_is_read_back(make_config, tmp_path):
     """Checkpoints written before the checksums: TensorFlow's reader decides."""
-    cfg = stopped_run(corpus, tmp_path)
+    cfg = stopped_run(make_config, tmp_path)
     d = Path(cfg.train_dir)
     for side in d.glob("*.sha256"):
         side.unlink()
@@ -177,10 +161,10 @@ def test_checkpoint_without_sidecar_is_read_back(corpus, tmp_path):
 
 # -- 2. folders checked before any data is loaded ---------------------------------------------
 
-def test_read_only_train_dir_is_named_before_loading_data(tmp_path, mount, capsys):
+def test_read_only_train_dir_is_named_before_loading_data(make_config, tmp_path, mount, capsys):
     ro = mount("ro", read_only=True)
-    cfg = config_for(tmp_path / "no-such-data", tmp_path,  # data would fail later, not first
-                     train_dir=str(ro / "train"))
+    cfg = make_config(tmp_path,  # data would fail later, not first
+                      data_dir=str(tmp_path / "no-such-data"), train_dir=str(ro / "train"))
     with pytest.raises(FolderError, match=rf"{ro / 'train'}: cannot create --train_dir "
                                           r"\(read-only file system\); choose another"):
         train(cfg)
@@ -191,11 +175,11 @@ def test_read_only_train_dir_is_named_before_loading_data(tmp_path, mount, capsy
                    "system); choose another --summaries_dir\n")
 
 
-def test_nearly_full_train_dir_is_named(tmp_path, mount):
+def test_nearly_full_train_dir_is_named(make_config, tmp_path, mount):
     small = mount("small", size="256k")
     with pytest.raises(FolderError, match=rf"{small}: only .* free in --train_dir, a checkpoint "
                                           "needs about 1.0 MB; free some space"):
-        train(config_for(tmp_path / "no-such-data", tmp_path, train_dir=str(small)))
+        train(make_config(tmp_path, data_dir=str(tmp_path / "no-such-data"), train_dir=str(small)))
 
 
 def test_read_only_kwlesson_home_and_output_dir(tmp_path, mount, monkeypatch, capsys):
@@ -215,11 +199,11 @@ def test_read_only_kwlesson_home_and_output_dir(tmp_path, mount, monkeypatch, ca
 
 # -- 3. a disk that fills mid-run ---------------------------------------------------------------
 
-def test_full_disk_mid_run_names_step_and_last_good_checkpoint(corpus, tmp_path, mount,
+def test_full_disk_mid_run_names_step_and_last_good_checkpoint(make_config, tmp_path, mount,
                                                                capsys):
     full = mount("full", size="2m")  # a tiny_conv checkpoint with Adam's slots is ~640 KB
-    cfg = config_for(corpus, tmp_path, train_dir=str(full), save_step_interval=1,
-                     max_to_keep=100)
+    cfg = make_config(tmp_path, train_dir=str(full), save_step_interval=1,
+                      max_to_keep=100)
     assert cli.main(["train", *cli_flags(cfg)]) == 1
     err = capsys.readouterr().err
     last = latest_checkpoint(full, "tiny_conv")
@@ -254,9 +238,9 @@ def wait_for(proc: subprocess.Popen, text: str, timeout: float = 120) -> list[st
 
 @pytest.mark.parametrize("signum, status, said", [(signal.SIGTERM, 143, "stopped by SIGTERM"),
                                                   (signal.SIGINT, 130, "interrupted")])
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(corpus, tmp_path, signum, status, said):
-    cfg = config_for(corpus, tmp_path, how_many_training_steps="5000", learning_rate="0.01",
-                     save_step_interval=1000, eval_step_interval=1000, verbosity="debug")
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(make_config, tmp_path, signum, status, said):
+    cfg = make_config(tmp_path, how_many_training_steps="5000", learning_rate="0.01",
+                      save_step_interval=1000, eval_step_interval=1000, verbosity="debug")
     proc = run_cli(["train", *cli_flags(cfg), "--progress_seconds=0"])
     seen = wait_for(proc, "Step #3:")
     assert any("Step #3:" in s for s in seen), seen
@@ -288,8 +272,8 @@ class SignalAt(TrainingObserver):
 
 @pytest.mark.parametrize("signum, error", [(signal.SIGTERM, faults.Terminated),
                                            (signal.SIGINT, KeyboardInterrupt)])
-def test_a_signal_during_a_step_stops_at_the_end_of_that_step(corpus, tmp_path, signum, error):
-    cfg = config_for(corpus, tmp_path)
+def test_a_signal_during_a_step_stops_at_the_end_of_that_step(make_config, tmp_path, signum, error):
+    cfg = make_config(tmp_path)
     rec = SignalAt(12, [signum])
     with pytest.raises(error) as stopped:
         train(cfg, rec)
@@ -303,8 +287,8 @@ def test_a_signal_during_a_step_stops_at_the_end_of_that_step(corpus, tmp_path, 
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_a_second_signal_during_a_step_is_raised_at_once(corpus, tmp_path):
-    cfg = config_for(corpus, tmp_path)
+def test_a_second_signal_during_a_step_is_raised_at_once(make_config, tmp_path):
+    cfg = make_config(tmp_path)
     rec = SignalAt(12, [signal.SIGINT, signal.SIGTERM])
     with pytest.raises(faults.Terminated):  # the second: the user insists
         train(cfg, rec)
@@ -323,9 +307,9 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
 
 # -- 5. one run per train_dir ------------------------------------------------------------------
 
-def test_second_run_into_a_folder_in_use_is_refused_then_stale_lock_taken_over(corpus,
+def test_second_run_into_a_folder_in_use_is_refused_then_stale_lock_taken_over(make_config,
                                                                               tmp_path):
-    cfg = config_for(corpus, tmp_path)
+    cfg = make_config(tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from kwlesson.faults import RunLock; "
          "lock = RunLock(sys.argv[1]).acquire(); print(lock.info['started'], flush=True); "
@@ -345,8 +329,8 @@ def test_second_run_into_a_folder_in_use_is_refused_then_stale_lock_taken_over(c
     assert result.step == 30 and not Path(cfg.train_dir, faults.LOCK_NAME).exists()
 
 
-def test_rerun_resumes_an_unfinished_run_of_the_same_recipe(corpus, tmp_path):
-    cfg = stopped_run(corpus, tmp_path)
+def test_rerun_resumes_an_unfinished_run_of_the_same_recipe(make_config, tmp_path):
+    cfg = stopped_run(make_config, tmp_path)
     rec = StopAt(10**9)
     with pytest.warns(RunWarning, match=rf"{cfg.train_dir}: resuming the unfinished run with the "
                       r"same settings at step 20 of 30 \(tiny_conv\.ckpt-20\)"):
@@ -354,8 +338,8 @@ def test_rerun_resumes_an_unfinished_run_of_the_same_recipe(corpus, tmp_path):
     assert rec.begin["start_step"] == 20 and result.step == 30
 
 
-def test_rerun_with_other_settings_is_refused_naming_start_checkpoint(corpus, tmp_path):
-    cfg = stopped_run(corpus, tmp_path)
+def test_rerun_with_other_settings_is_refused_naming_start_checkpoint(make_config, tmp_path):
+    cfg = stopped_run(make_config, tmp_path)
     with pytest.raises(RunError, match=rf"{cfg.train_dir}: holds an unfinished run \(step 20 of "
                        r"30, tiny_conv\.ckpt-20\) with other settings \(learning_rate\); "
                        rf"continue it with --start_checkpoint {cfg.train_dir}, or use another"):
@@ -366,10 +350,10 @@ def test_rerun_with_other_settings_is_refused_naming_start_checkpoint(corpus, tm
 # -- 6. a NaN loss ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("check_nans", [False, True])
-def test_nan_loss_stops_at_once_and_keeps_the_last_finite_checkpoint(corpus, tmp_path,
+def test_nan_loss_stops_at_once_and_keeps_the_last_finite_checkpoint(make_config, tmp_path,
                                                                      check_nans, capsys):
-    cfg = config_for(corpus, tmp_path, optimizer="gradient_descent", learning_rate="1e6,1e6",
-                     save_step_interval=1, check_nans=check_nans)
+    cfg = make_config(tmp_path, optimizer="gradient_descent", learning_rate="1e6,1e6",
+                      save_step_interval=1, check_nans=check_nans)
     flags = cli_flags(cfg) + [f"--check_nans={check_nans}"]
     assert cli.main(["train", *flags]) == 1
     err = capsys.readouterr().err
@@ -384,8 +368,8 @@ def test_nan_loss_stops_at_once_and_keeps_the_last_finite_checkpoint(corpus, tmp
     assert tm.step == step
 
 
-def test_evaluate_and_freeze_refuse_nan_weights_by_name(corpus, tmp_path, capsys):
-    cfg = stopped_run(corpus, tmp_path)
+def test_evaluate_and_freeze_refuse_nan_weights_by_name(make_config, tmp_path, capsys):
+    cfg = stopped_run(make_config, tmp_path)
     prefix = str(Path(cfg.train_dir) / "tiny_conv.ckpt-20")
     tm = load_trained(prefix)
     var = tm.model.trainable_variables[0]
@@ -427,11 +411,11 @@ def test_evaluate_and_freeze_refuse_nan_weights_by_name(corpus, tmp_path, capsys
                             r".* is available; use a smaller batch_size"),
     ({"window_size_ms": float("nan")}, "window_size_ms must be a finite number"),
 ])
-def test_numeric_flags_checked_in_one_place(values, message, tmp_path, capsys):
+def test_numeric_flags_checked_in_one_place(make_config, values, message, tmp_path, capsys):
     with pytest.raises(RunError, match=message):
         check_numbers(**values)
     with pytest.raises(ValueError, match=message):  # train and the notebooks' configs
-        config_for(tmp_path, tmp_path, **values).validate()
+        make_config(tmp_path, data_dir=str(tmp_path), **values).validate()
 
 
 def test_data_info_and_evaluate_use_the_same_checks(tmp_path, capsys):
@@ -443,7 +427,7 @@ def test_data_info_and_evaluate_use_the_same_checks(tmp_path, capsys):
                                        ">= 1, not 0\n")
 
 
-def test_a_wanted_word_without_training_clips_is_a_warning_naming_it(corpus, tmp_path):
+def test_a_wanted_word_without_training_clips_is_a_warning_naming_it(corpus, make_config, tmp_path):
     from kwlesson.data import which_set
 
     # 'up' clips whose names hash into testing only
@@ -456,7 +440,7 @@ def test_a_wanted_word_without_training_clips_is_a_warning_naming_it(corpus, tmp
     assert list((data_dir / "up").iterdir())
     with pytest.warns(RunWarning, match=rf"{data_dir}: no training clips of 'up' \(by the name "
                       r"hash split\); the model cannot learn it"):
-        train(config_for(data_dir, tmp_path, how_many_training_steps="2,1"))
+        train(make_config(tmp_path, data_dir=str(data_dir), how_many_training_steps="2,1"))
 
 
 def test_label_wav_says_it_labels_only_the_start_of_a_long_file(tmp_path, capsys):
@@ -496,11 +480,11 @@ def test_killed_synthesis_partial_folder_is_removed(tmp_path, capsys):
     assert sorted(p.name for p in (out / "yes").iterdir())
 
 
-def test_dashboard_shows_the_message_not_a_traceback(tmp_path, mount):
+def test_dashboard_shows_the_message_not_a_traceback(make_config, tmp_path, mount):
     from kwlesson.dashboard import TrainingDashboard, train_with_dashboard
 
     ro = mount("ro", read_only=True)
-    cfg = config_for(tmp_path, tmp_path, train_dir=str(ro / "train"))
+    cfg = make_config(tmp_path, data_dir=str(tmp_path), train_dir=str(ro / "train"))
     dashboard = TrainingDashboard(total_steps=30, text=False, draw=False)
     with pytest.raises(FolderError) as info:
         train_with_dashboard(cfg, dashboard=dashboard)

@@ -7,7 +7,6 @@ its checkpoint. Each run is bounded in time and both processes are stopped at th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
@@ -18,8 +17,6 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("tensorflow")
-
-from tone_corpus import WORDS, make_tone_corpus  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -42,20 +39,11 @@ print("result", json.dumps({"step": r.step, "test": r.test_accuracy, "ckpt": r.c
 """
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_tone_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-def _config(corpus: Path, run: Path, **changes) -> dict:
-    from kwlesson.runs import TrainConfig
-
-    cfg = TrainConfig(
-        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
-        how_many_training_steps="60", learning_rate="0.01", batch_size=40,
-        eval_step_interval=30, save_step_interval=30, optimizer="adam",
-        train_dir=str(run / "train"), summaries_dir=str(run / "logs"), verbosity="warn", seed=7)
-    return dataclasses.replace(cfg, **changes).to_dict()
+def _config(make_config, run: Path, **changes) -> dict:
+    """The session's tone corpus (conftest.py), 60 steps at batch 40."""
+    changes = {"how_many_training_steps": "60", "learning_rate": "0.01", "batch_size": 40,
+               "eval_step_interval": 30, "save_step_interval": 30, **changes}
+    return make_config(run, **changes).to_dict()
 
 
 def _free_ports(n: int) -> list[int]:
@@ -98,9 +86,9 @@ def _run(config: dict, workers: int) -> list[dict]:
     return results
 
 
-def test_two_workers_train_like_one_and_only_the_chief_writes(corpus, tmp_path):
-    [one] = _run(_config(corpus, tmp_path / "one", distribute="none"), workers=1)
-    two = _run(_config(corpus, tmp_path / "two", distribute="multi_worker"), workers=2)
+def test_two_workers_train_like_one_and_only_the_chief_writes(make_config, tmp_path):
+    [one] = _run(_config(make_config, tmp_path / "one", distribute="none"), workers=1)
+    two = _run(_config(make_config, tmp_path / "two", distribute="multi_worker"), workers=2)
     for r in two:
         assert "replicas 2 start 0" in r["head"], r["head"]  # one CPU replica per worker
         assert r["step"] == 60
@@ -115,7 +103,7 @@ def test_two_workers_train_like_one_and_only_the_chief_writes(corpus, tmp_path):
         assert len(list((tmp_path / "two" / "logs" / kind).glob("events.out.*"))) == 1, kind
 
     # Resume: both workers continue from the chief's step-60 checkpoint to step 90.
-    resumed = _run(_config(corpus, tmp_path / "two", distribute="multi_worker",
+    resumed = _run(_config(make_config, tmp_path / "two", distribute="multi_worker",
                            how_many_training_steps="90",
                            start_checkpoint=str(train_dir / "tiny_conv.ckpt-60")), workers=2)
     for r in resumed:

@@ -17,7 +17,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
+from tone_corpus import OTHERS, WORDS  # noqa: E402
 
 from kwlesson import cli  # noqa: E402
 from kwlesson import streaming as S  # noqa: E402
@@ -235,15 +235,7 @@ def test_read_ground_truth(tmp_path):
 
 
 # ------------------------------------------------------------------ a tone corpus
-
-def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
-    return make_tone_corpus(root, per_word, seed)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
-
+# (the session's, from conftest.py)
 
 def generate(corpus: Path, out: Path, seconds: float = 20, **kw) -> ST.StreamingTest:
     kw.setdefault("wanted_words", WORDS)
@@ -319,24 +311,6 @@ def test_generate_streaming_test_command(corpus, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ a trained model
-
-@pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory):
-    from kwlesson.runs import TrainConfig
-    from kwlesson.training import train
-
-    run = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(
-        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
-        how_many_training_steps="80,20", learning_rate="0.01,0.002", batch_size=20,
-        eval_step_interval=100, save_step_interval=100, optimizer="adam",
-        train_dir=str(run / "train"), summaries_dir=str(run / "logs"), verbosity="warn",
-        seed=7, background_frequency=0.5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = train(cfg)
-    return result
-
 
 @pytest.fixture(scope="module")
 def stream_model(trained):

@@ -21,7 +21,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from tone_corpus import OTHERS, WORDS, make_tone_corpus  # noqa: E402
+from tone_corpus import OTHERS, WORDS  # noqa: E402
 
 from kwlesson.audio import write_wav  # noqa: E402
 from kwlesson.data import SpeechCommands  # noqa: E402
@@ -41,26 +41,6 @@ from kwlesson.runs import (  # noqa: E402
     read_run_files,
 )
 from kwlesson.training import PiecewiseRate, load_data, make_optimizer, train  # noqa: E402
-
-
-def make_corpus(root: Path, per_word: int = 30, seed: int = 0) -> Path:
-    return make_tone_corpus(root, per_word, seed, jitter=0.05, onset=(1000, 5000),
-                            length=(6000, 9000), noise_seconds=3)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-def config_for(corpus: Path, run_dir: Path, **changes) -> TrainConfig:
-    cfg = TrainConfig(
-        data_dir=str(corpus), wanted_words=",".join(WORDS), model_architecture="tiny_conv",
-        how_many_training_steps="20,10", learning_rate="0.01,0.002", batch_size=20,
-        eval_step_interval=10, save_step_interval=10, optimizer="adam",
-        train_dir=str(run_dir / "train"), summaries_dir=str(run_dir / "logs"), verbosity="warn",
-        seed=7)
-    return dataclasses.replace(cfg, **changes)
 
 
 class Recorder(TrainingObserver):
@@ -100,12 +80,12 @@ def weights(model) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def full_run(corpus, tmp_path_factory):
+def full_run(make_config, tmp_path_factory):
     """One uninterrupted 30-step run that several tests look at."""
     run_dir = tmp_path_factory.mktemp("full")
     rec = Recorder()
     text = io.StringIO()
-    result = train(config_for(corpus, run_dir),
+    result = train(make_config(run_dir),
                    [rec, TextProgress(every_seconds=0, stream=text)])
     return result, rec, text.getvalue(), run_dir
 
@@ -330,10 +310,10 @@ def test_full_run_writes_tensorboard_logs(full_run):
     assert decoded.shape == (int(height), int(width), 3) == (61, 61, 3)
 
 
-def test_bar_progress_shows_steps_and_the_last_validation(corpus, tmp_path, capsys):
+def test_bar_progress_shows_steps_and_the_last_validation(make_config, tmp_path, capsys):
     # What quick_model() shows when it has to train: one bar that ends at the last step and
     # carries the latest validation accuracy.
-    result = train(config_for(corpus, tmp_path), BarProgress("training the test model"))
+    result = train(make_config(tmp_path), BarProgress("training the test model"))
     err = capsys.readouterr().err
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     assert last.startswith("training the test model")
@@ -353,7 +333,7 @@ def test_load_trained_rebuilds_the_same_model(full_run):
 
 # -- resume, stop, interrupt, seeds -----------------------------------------------------------
 
-def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path, caplog):
+def test_resumed_run_ends_with_the_same_weights(make_config, full_run, tmp_path, caplog):
     """Stop at step 13, resume: same weights at step 30 as the uninterrupted run.
 
     The run crosses the learning-rate boundary after the resume and uses Adam (optimizer
@@ -362,7 +342,7 @@ def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path, capl
     in reductions), the tolerance only allows for other BLAS builds.
     """
     result, rec_full, _, _ = full_run
-    cfg = config_for(corpus, tmp_path)
+    cfg = make_config(tmp_path)
     first = train(cfg, Recorder(stop_at=13))
     assert first.stopped and first.step == 13
     assert first.checkpoint_path.endswith("tiny_conv.ckpt-13")
@@ -384,14 +364,14 @@ def test_resumed_run_ends_with_the_same_weights(corpus, full_run, tmp_path, capl
 
 
 @pytest.fixture(scope="module")
-def norm_run(corpus, tmp_path_factory):
+def norm_run(make_config, tmp_path_factory):
     """The full run's config with per-bin feature normalisation on."""
     run_dir = tmp_path_factory.mktemp("norm")
-    return train(config_for(corpus, run_dir, normalize_features=True), [])
+    return train(make_config(run_dir, normalize_features=True), [])
 
 
-def test_resume_reuses_the_stored_feature_statistics(corpus, norm_run, tmp_path, monkeypatch):
-    cfg = config_for(corpus, tmp_path, normalize_features=True)
+def test_resume_reuses_the_stored_feature_statistics(make_config, norm_run, tmp_path, monkeypatch):
+    cfg = make_config(tmp_path, normalize_features=True)
     first = train(cfg, Recorder(stop_at=13))
     assert first.settings == norm_run.settings  # the same seeded draw of clips
     stored = json.loads((Path(first.train_dir) / "tiny_conv_config.json").read_text())
@@ -461,9 +441,9 @@ def test_run_without_stored_statistics_loads_unnormalised(full_run, tmp_path):
                                   mfcc(clip, tm.settings).numpy())
 
 
-def test_same_seed_same_result(corpus, full_run, tmp_path):
+def test_same_seed_same_result(make_config, full_run, tmp_path):
     result, _, _, _ = full_run
-    again = train(config_for(corpus, tmp_path))
+    again = train(make_config(tmp_path))
     assert again.validation == result.validation
     assert again.test_accuracy == result.test_accuracy
     for a, b in zip(weights(result.model), weights(again.model)):
@@ -473,7 +453,7 @@ def test_same_seed_same_result(corpus, full_run, tmp_path):
     assert a.index == b.index
 
 
-def test_stop_event_saves_and_still_tests(corpus, tmp_path):
+def test_stop_event_saves_and_still_tests(make_config, tmp_path):
     stop = threading.Event()
 
     class SetStop(TrainingObserver):
@@ -481,18 +461,18 @@ def test_stop_event_saves_and_still_tests(corpus, tmp_path):
             if step == 4:
                 stop.set()  # as a dashboard's Stop button would, from any thread
 
-    result = train(config_for(corpus, tmp_path), SetStop(), stop=stop)
+    result = train(make_config(tmp_path), SetStop(), stop=stop)
     assert result.stopped and result.step == 4
     assert result.checkpoint_path == checkpoint_prefix(result.train_dir, "tiny_conv", 4)
     assert latest_checkpoint(result.train_dir, "tiny_conv") == result.checkpoint_path
     assert result.test_accuracy is not None
     # A callable works as a stop flag as well.
-    result = train(config_for(corpus, tmp_path / "b"), [], stop=lambda: True)
+    result = train(make_config(tmp_path / "b"), [], stop=lambda: True)
     assert result.stopped and result.step == 1
 
 
-def test_keyboard_interrupt_saves_a_checkpoint_then_raises(corpus, tmp_path):
-    cfg = config_for(corpus, tmp_path)
+def test_keyboard_interrupt_saves_a_checkpoint_then_raises(make_config, tmp_path):
+    cfg = make_config(tmp_path)
     with pytest.raises(KeyboardInterrupt) as info:
         train(cfg, Recorder(interrupt_at=7))
     d = Path(cfg.train_dir)
@@ -503,8 +483,8 @@ def test_keyboard_interrupt_saves_a_checkpoint_then_raises(corpus, tmp_path):
     assert tm.step == 7
 
 
-def test_interrupted_checkpoint_write_keeps_the_previous_one(corpus, tmp_path, monkeypatch):
-    cfg = config_for(corpus, tmp_path, how_many_training_steps="20", learning_rate="0.01")
+def test_interrupted_checkpoint_write_keeps_the_previous_one(make_config, tmp_path, monkeypatch):
+    cfg = make_config(tmp_path, how_many_training_steps="20", learning_rate="0.01")
     real_replace = os.replace
 
     def failing_replace(src, dst):
@@ -522,9 +502,9 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(corpus, tmp_path, m
     assert load_trained(d).step == 10
 
 
-def test_old_checkpoints_are_pruned(corpus, tmp_path):
-    cfg = config_for(corpus, tmp_path, how_many_training_steps="8", learning_rate="0.01",
-                     save_step_interval=2, eval_step_interval=100, max_to_keep=2)
+def test_old_checkpoints_are_pruned(make_config, tmp_path):
+    cfg = make_config(tmp_path, how_many_training_steps="8", learning_rate="0.01",
+                      save_step_interval=2, eval_step_interval=100, max_to_keep=2)
     train(cfg, [])
     d = Path(cfg.train_dir)
     assert sorted(p.name for p in d.glob("*.index")) == ["tiny_conv.ckpt-6.index",
@@ -534,17 +514,17 @@ def test_old_checkpoints_are_pruned(corpus, tmp_path):
         "tiny_conv.ckpt-6", "tiny_conv.ckpt-8"]
 
 
-def test_resume_with_other_words_is_a_clear_error(corpus, full_run, tmp_path):
+def test_resume_with_other_words_is_a_clear_error(make_config, full_run, tmp_path):
     result, _, _, _ = full_run
-    cfg = config_for(corpus, tmp_path, wanted_words="yes,no",
-                     start_checkpoint=result.checkpoint_path)
+    cfg = make_config(tmp_path, wanted_words="yes,no",
+                      start_checkpoint=result.checkpoint_path)
     with pytest.raises(ValueError, match=r"tiny_conv.ckpt-30: was trained with labels"):
         train(cfg, [])
 
 
-def test_missing_start_checkpoint_names_the_path(corpus, tmp_path):
+def test_missing_start_checkpoint_names_the_path(make_config, tmp_path):
     missing = tmp_path / "nothing" / "conv.ckpt-100"
-    cfg = config_for(corpus, tmp_path, start_checkpoint=str(missing))
+    cfg = make_config(tmp_path, start_checkpoint=str(missing))
     with pytest.raises(FileNotFoundError, match=str(missing)):
         train(cfg, [])
 
@@ -572,12 +552,12 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow  # 13-14 s each: in the full suite only
 @pytest.mark.parametrize("strategy, replicas", [("mirrored", "2"), ("multi_worker", "1")])
-def test_distribute_strategies_on_two_logical_cpus(corpus, tmp_path, strategy, replicas):
+def test_distribute_strategies_on_two_logical_cpus(make_config, tmp_path, strategy, replicas):
     # Logical devices must be set before TensorFlow initialises, so this runs in its own process.
     # MultiWorkerMirroredStrategy without TF_CONFIG is one worker with one CPU replica: this
     # checks the flag builds it and trains through it, not a real cluster.
-    cfg = config_for(corpus, tmp_path, distribute=strategy, how_many_training_steps="12",
-                     learning_rate="0.01", eval_step_interval=12, save_step_interval=12)
+    cfg = make_config(tmp_path, distribute=strategy, how_many_training_steps="12",
+                      learning_rate="0.01", eval_step_interval=12, save_step_interval=12)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, json.dumps(cfg.to_dict())],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -589,7 +569,7 @@ def test_distribute_strategies_on_two_logical_cpus(corpus, tmp_path, strategy, r
     assert load_trained(out["ckpt"]).step == 12  # a distributed checkpoint loads on one device
 
 
-def test_background_dir_mixes_noise_from_outside_data_dir(corpus, tmp_path):
+def test_background_dir_mixes_noise_from_outside_data_dir(corpus, make_config, tmp_path):
     noise_dir = tmp_path / "noise"
     noise_dir.mkdir()
     write_wav(noise_dir / "hum.wav", (0.2 * np.sin(np.arange(2 * 16000) / 7)).astype(np.float32))
@@ -597,18 +577,18 @@ def test_background_dir_mixes_noise_from_outside_data_dir(corpus, tmp_path):
     words_only.mkdir()
     for word in WORDS + OTHERS:  # the corpus without its _background_noise_ folder
         (words_only / word).symlink_to(corpus / word, target_is_directory=True)
-    cfg = config_for(words_only, tmp_path, background_dir=str(noise_dir))
+    cfg = make_config(tmp_path, data_dir=str(words_only), background_dir=str(noise_dir))
     data = load_data(cfg)
     assert data.background_paths == [str(noise_dir / "hum.wav")]
-    assert load_data(config_for(corpus, tmp_path)).background_paths == [
+    assert load_data(make_config(tmp_path)).background_paths == [
         str(corpus / "_background_noise_" / "white_noise.wav")]
 
 
-def test_spec_augment_and_label_smoothing_train_and_resume_exactly(corpus, full_run, tmp_path):
+def test_spec_augment_and_label_smoothing_train_and_resume_exactly(make_config, full_run, tmp_path):
     """The regularisers change training (not the seed's run) and keep resume exact."""
     result, rec_full, _, _ = full_run
-    cfg = config_for(corpus, tmp_path, freq_mask_bins=5, time_mask_frames=10,
-                     label_smoothing=0.1)
+    cfg = make_config(tmp_path, freq_mask_bins=5, time_mask_frames=10,
+                      label_smoothing=0.1)
     rec = Recorder()
     whole = train(cfg, rec)
     assert whole.step == 30
