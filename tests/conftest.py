@@ -4,6 +4,8 @@
   Read-only: a test that needs a changed corpus links or copies clips into its own tmp_path.
 * ``make_config``: ``make_config(run_dir, **changes)``, a few dozen tiny_conv steps on the
   corpus, written under ``run_dir``; ``data_dir=`` points it elsewhere.
+* ``exported`` / ``card``: that run frozen once (every file of an export folder) and its model
+  card; read-only.
 * ``trained``: one small trained run per session (tiny_conv, 200 steps, normalised features,
   30% validation): the union of what test_export, test_streaming and test_evaluation need.
   Read-only too: a test that changes checkpoint files copies them into its tmp_path first.
@@ -65,3 +67,25 @@ def trained(make_config, tmp_path_factory):
                       validation_percentage=30.0, testing_percentage=10.0,
                       normalize_features=True, seed=3)
     return train(cfg, [])
+
+
+@pytest.fixture(scope="session")
+def exported(trained, tmp_path_factory) -> Path:
+    """The trained run frozen once: an export folder every export, verify and label_wav test
+    reads."""
+    import io
+
+    from kwlesson import export
+
+    out = tmp_path_factory.mktemp("export") / "kws"
+    export.freeze(trained.checkpoint_path, out, calibration_clips=60, stream=io.StringIO())
+    return out
+
+
+@pytest.fixture(scope="session")
+def card(exported) -> dict:
+    import json
+
+    from kwlesson import export
+
+    return json.loads((exported / export.MODEL_CARD).read_text())

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kwlesson import cli
+from kwlesson.audio import write_wav
 from kwlesson.features import (
     DFT_CHOICES,
     LOG_OFFSET,
@@ -21,9 +23,11 @@ from kwlesson.features import (
     mfcc,
     power_spectrogram,
     spectrogram,
+    wav_to_spectrogram,
 )
 
 SR = 16000
+RATE = SR
 
 
 def reference_shape(sample_rate, clip_duration_ms, window_size_ms, window_stride_ms,
@@ -493,3 +497,21 @@ def test_normalization_stats_give_zero_mean_unit_scale():
     const = np.concatenate([x[:, :, :1], np.full((50, 98, 1), 7.0)], axis=-1)
     mean, scale = normalization_stats(const)
     assert mean[1] == 7.0 and 0 < scale[1] < 1e-1 * scale[0]
+
+
+def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
+    t = np.arange(RATE) / RATE
+    wav = tmp_path / "tone.wav"
+    # Quiet enough that brightness 64 does not saturate the peak: the argmax is the peak.
+    write_wav(wav, (0.02 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    png = tmp_path / "out" / "spectrogram.png"
+    image = wav_to_spectrogram(wav, png)
+    assert image.dtype == np.uint8 and image.shape == (1 + (RATE - 256) // 128, 129)
+    decoded = tf.io.decode_png(png.read_bytes()).numpy()
+    assert decoded.shape == (*image.shape, 1)
+    np.testing.assert_array_equal(decoded[..., 0], image)
+    # 1 kHz with 256-sample windows at 16 kHz: bin 1000 / (16000 / 256) = 16.
+    assert np.bincount(image.argmax(axis=1)).argmax() == 16
+    assert 0 < image.max() < 255
+    assert cli.wav_to_spectrogram_command(str(wav), str(tmp_path / "b.png")) == 0
+    assert cli.wav_to_spectrogram_command(str(tmp_path / "none.wav"), str(png)) == 2

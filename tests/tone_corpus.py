@@ -56,3 +56,26 @@ def make_steady_tone_corpus(root: Path, folders: tuple[str, ...], *, per_word: i
     write_wav(root / "_background_noise_" / "white_noise.wav",
               (noise_level * rng.standard_normal(noise_samples)).clip(-1, 1).astype(np.float32))
     return root
+
+
+def tone(freq: float, rng: np.random.Generator, samples: int = 16000, rate: int = 16000,
+         level: float = 0.4) -> np.ndarray:
+    """A tone with a smooth envelope at a random time, plus a little noise."""
+    t = np.arange(samples) / rate
+    on = int(rng.integers(samples // 16, samples // 3))
+    off = min(samples, on + int(rng.integers(samples * 3 // 8, samples // 2)))
+    env = np.zeros(samples)
+    env[on:off] = np.hanning(off - on)
+    x = level * env * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(samples)
+    return x.astype(np.float32)
+
+
+def word_freq(k: int) -> float:
+    """The pitch of word ``k`` of WORDS + OTHERS in the corpus."""
+    return 300.0 * (k + 1)
+
+
+def clip_of(word: str, seed: int = 100, samples: int = 16000, rate: int = 16000) -> np.ndarray:
+    """A new clip of ``word`` (a tone of its pitch), as the corpus's words sound."""
+    k = (WORDS + OTHERS).index(word)
+    return tone(word_freq(k), np.random.default_rng(seed), samples=samples, rate=rate)
