@@ -304,7 +304,7 @@ def _speaker_settings(index: int, seed: int, ingredients: frozenset[str]) -> dic
         rt60=float(rng.uniform(0.05, 0.7)) if u() < 0.8 else 0.0,
         drr_db=float(rng.uniform(-2.0, 18.0)),
         highpass_hz=float(math.exp(rng.uniform(math.log(40), math.log(450)))),
-        lowpass_hz=float(math.exp(rng.uniform(math.log(3200), math.log(7800)))) if u() < 0.7 else 0.0,
+        lowpass_hz=math.exp(rng.uniform(math.log(3200), math.log(7800))) if u() < 0.7 else 0.0,
         peak_hz=float(math.exp(rng.uniform(math.log(600), math.log(5000)))),
         peak_db=float(rng.uniform(-8.0, 10.0)),
         snr_db=float(rng.uniform(28.0, 65.0)),
