@@ -33,6 +33,7 @@ import ctypes
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import queue
 import shutil
@@ -120,7 +121,7 @@ NOISE_NAMES = ("white_noise", "pink_noise", "brown_noise", "hum", "babble", "run
 NOISE_SECONDS = 60
 
 # Bump when anything changes what a seed produces: the cache folder name depends on it.
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: speaker ids the same on every machine (floats rounded in the id)
 _MARKER = ".complete.json"
 # Speakers rendered by one fresh worker process. Fixed (not derived from the core count) so the
 # bytes do not depend on the machine.
@@ -292,18 +293,18 @@ def _speaker_settings(index: int, seed: int, ingredients: frozenset[str]) -> dic
     variant = VARIANTS[int(rng.integers(len(VARIANTS)))] if u() < 0.9 else ""
     s = dict(
         voice=f"{lang}+{variant}" if variant else lang,
-        rate=int(round(np.exp(rng.uniform(np.log(110), np.log(260))))),
+        rate=int(round(math.exp(rng.uniform(math.log(110), math.log(260))))),
         pitch=int(rng.integers(10, 95)),
         range=int(rng.integers(5, 99)),
         level_db=float(rng.uniform(-32.0, -1.0)),
         placement=float(rng.beta(2.0, 2.0)),
         spread=float(rng.uniform(0.1, 0.8)),
-        speed=float(np.exp(rng.uniform(np.log(0.86), np.log(1.18)))),
+        speed=float(math.exp(rng.uniform(math.log(0.86), math.log(1.18)))),
         rt60=float(rng.uniform(0.05, 0.7)) if u() < 0.8 else 0.0,
         drr_db=float(rng.uniform(-2.0, 18.0)),
-        highpass_hz=float(np.exp(rng.uniform(np.log(40), np.log(450)))),
-        lowpass_hz=float(np.exp(rng.uniform(np.log(3200), np.log(7800)))) if u() < 0.7 else 0.0,
-        peak_hz=float(np.exp(rng.uniform(np.log(600), np.log(5000)))),
+        highpass_hz=float(math.exp(rng.uniform(math.log(40), math.log(450)))),
+        lowpass_hz=math.exp(rng.uniform(math.log(3200), math.log(7800))) if u() < 0.7 else 0.0,
+        peak_hz=float(math.exp(rng.uniform(math.log(600), math.log(5000)))),
         peak_db=float(rng.uniform(-8.0, 10.0)),
         snr_db=float(rng.uniform(28.0, 65.0)),
         noise_color=float(rng.uniform(0.0, 2.0)),
@@ -331,7 +332,11 @@ def _speaker_settings(index: int, seed: int, ingredients: frozenset[str]) -> dic
 
 
 def _speaker_id(index: int, seed: int, settings: dict) -> str:
-    text = json.dumps({"seed": seed, "index": index, **settings}, sort_keys=True)
+    # Floats enter the id rounded to 9 significant digits: their last bits depend on the CPU's
+    # exp and log (numpy picks a SIMD version per machine), and an id that moved with them
+    # moved the speaker to another split on another machine.
+    rounded = {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in settings.items()}
+    text = json.dumps({"seed": seed, "index": index, **rounded}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
