@@ -6,6 +6,8 @@
   corpus, written under ``run_dir``; ``data_dir=`` points it elsewhere.
 * ``exported`` / ``card``: that run frozen once (every file of an export folder) and its model
   card; read-only.
+* ``private_home``: a module's own ``KWLESSON_HOME`` (use it with
+  ``pytestmark = pytest.mark.usefixtures("private_home")``), so caches stay out of the user's.
 * ``trained``: one small trained run per session (tiny_conv, 200 steps, normalised features,
   30% validation): the union of what test_export, test_streaming and test_evaluation need.
   Read-only too: a test that changes checkpoint files copies them into its tmp_path first.
@@ -89,3 +91,17 @@ def card(exported) -> dict:
     from kwlesson import export
 
     return json.loads((exported / export.MODEL_CARD).read_text())
+
+
+@pytest.fixture(scope="module")
+def private_home(tmp_path_factory):
+    """Keep the caches a test module makes (decoded clips) out of the user's data folder."""
+    import os
+
+    old = os.environ.get("KWLESSON_HOME")
+    os.environ["KWLESSON_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if old is None:
+        os.environ.pop("KWLESSON_HOME", None)
+    else:
+        os.environ["KWLESSON_HOME"] = old

@@ -203,9 +203,10 @@ def test_hash_split_keeps_each_synthetic_speaker_in_one_split(tmp_path: Path) ->
 
 def test_speaker_ids_do_not_move_with_the_last_bits_of_their_settings():
     # numpy's exp and log differ in the last bit from one CPU to another; a speaker's id (and
-    # so its split) must not. Reaches into _speaker_id: the id rule is what is tested.
+    # so its split) must not.
     import dataclasses
 
+    # reaches in: _speaker_id, since the id rule itself is what is tested
     from kwlesson.synth import _speaker_id, synthetic_speakers
 
     speaker = synthetic_speakers(1)[0]
