@@ -29,15 +29,12 @@ from kwlesson.progress import (  # noqa: E402
     BarProgress,
     TextProgress,
     TrainingObserver,
-    confusion_image,
-    format_confusion,
 )
 from kwlesson.runs import (  # noqa: E402
     TrainConfig,
     checkpoint_prefix,
     latest_checkpoint,
     load_trained,
-    parse_schedule,
     read_run_files,
 )
 from kwlesson.training import PiecewiseRate, load_data, make_optimizer, train  # noqa: E402
@@ -92,39 +89,6 @@ def full_run(make_config, tmp_path_factory):
 
 # -- schedule and config ----------------------------------------------------------------------
 
-def test_parse_schedule_pairs_steps_and_rates():
-    assert parse_schedule("15000,3000", "0.001,0.0001") == [(15000, 0.001), (3000, 0.0001)]
-    assert parse_schedule("100", "0.01") == [(100, 0.01)]
-
-
-def test_a_phase_of_zero_steps_is_accepted_and_skipped_as_the_seed_does():
-    # kwlesson train --how_many_training_steps=300,0 --learning_rate=0.001,0.0001
-    cfg = TrainConfig(how_many_training_steps="300,0", learning_rate="0.001,0.0001")
-    cfg.validate()
-    assert cfg.total_steps() == 300
-    rate = PiecewiseRate(cfg.schedule())
-    assert {rate.rate_at_step(s) for s in range(1, 301)} == {0.001}
-    # A zero phase first: every step takes the next phase's rate (the seed's lookup).
-    rate = PiecewiseRate(parse_schedule("0,5", "0.1,0.01"))
-    assert [rate.rate_at_step(s) for s in range(1, 6)] == [0.01] * 5
-    np.testing.assert_allclose([float(rate(tf.constant(i))) for i in range(5)], [0.01] * 5,
-                               rtol=1e-6)
-
-
-@pytest.mark.parametrize("steps, rates, match", [
-    ("15000,3000", "0.001", r"same number of elements: 2 step counts .* but 1 learning rates"),
-    ("15000", "0.001,0.0001", r"1 step counts .* but 2 learning rates"),
-    ("15000,x", "0.001,0.0001", r"how_many_training_steps must be comma-separated numbers"),
-    ("100", "fast", r"learning_rate must be comma-separated numbers"),
-    ("0", "0.1", r"at least 1 in all"),
-    ("0,0", "0.1,0.01", r"at least 1 in all"),
-    ("10,-5", "0.1,0.01", r"0 or more per phase"),
-    ("10", "-0.1", r"positive"),
-])
-def test_parse_schedule_rejects_bad_input(steps, rates, match):
-    with pytest.raises(ValueError, match=match):
-        parse_schedule(steps, rates)
-
 
 def test_piecewise_rate_switches_after_each_phase_like_the_seed():
     rate = PiecewiseRate([(3, 0.1), (2, 0.01)])
@@ -134,35 +98,6 @@ def test_piecewise_rate_switches_after_each_phase_like_the_seed():
     # The optimizer asks with its 0-based update count.
     from_tensor = [float(rate(tf.constant(i))) for i in range(7)]
     np.testing.assert_allclose(from_tensor, [0.1] * 3 + [0.01] * 4, rtol=1e-6)
-
-
-def test_train_config_has_the_seed_flags_and_defaults():
-    cfg = TrainConfig()
-    seed_defaults = {
-        "data_dir": "/tmp/speech_dataset/",
-        "wanted_words": "yes,no,up,down,left,right,on,off,stop,go",
-        "model_architecture": "conv", "how_many_training_steps": "15000,3000",
-        "learning_rate": "0.001,0.0001", "batch_size": 100, "silence_percentage": 10.0,
-        "unknown_percentage": 10.0, "background_volume": 0.1, "background_frequency": 0.8,
-        "time_shift_ms": 100.0, "sample_rate": 16000, "clip_duration_ms": 1000,
-        "window_size_ms": 30.0, "window_stride_ms": 10.0, "feature_bin_count": 40,
-        "preprocess": "mfcc", "eval_step_interval": 400, "save_step_interval": 100,
-        "train_dir": "/tmp/speech_commands_train", "summaries_dir": "/tmp/retrain_logs",
-        "start_checkpoint": "", "validation_percentage": 10, "testing_percentage": 10,
-        "optimizer": "gradient_descent", "check_nans": False, "verbosity": "info",
-    }
-    # New regularisers are off by default, so the seed's commands train as the seed did.
-    assert (cfg.freq_mask_bins, cfg.time_mask_frames, cfg.label_smoothing) == (0, 0, 0.0)
-    for name, value in seed_defaults.items():
-        assert getattr(cfg, name) == value, name
-    assert cfg.distribute == "none"
-    assert cfg.total_steps() == 18000
-    assert cfg.feature_settings().shape == (98, 40)
-    for f in dataclasses.fields(TrainConfig):  # the CLI builds its flags from these
-        assert f.metadata.get("help"), f"{f.name} has no help text"
-    assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
-    with pytest.raises(ValueError, match="unknown training settings: colour"):
-        TrainConfig.from_dict({"colour": "blue"})
 
 
 @pytest.mark.parametrize("change, match", [
@@ -193,24 +128,6 @@ def test_make_optimizer_follows_the_reference_choices(name, cls, momentum):
 
 
 # -- confusion matrix -------------------------------------------------------------------------
-
-def test_format_confusion_prints_numpy_rows():
-    m = np.array([[258, 0, 0], [7, 6, 26], [10, 1, 107]])
-    assert format_confusion(m) == "[[258   0   0]\n [  7   6  26]\n [ 10   1 107]]"
-    big = np.arange(144).reshape(12, 12) * 100  # wide rows are never wrapped
-    assert len(format_confusion(big).splitlines()) == 12
-
-
-def test_confusion_image_is_a_uint8_heatmap_by_row_share():
-    m = np.array([[9, 1, 0], [0, 0, 0], [5, 0, 5]])
-    img = confusion_image(m, cell=6)
-    assert img.shape == (1, 19, 19, 3) and img.dtype == np.uint8
-    centre = lambda i, j: img[0, i * 6 + 3, j * 6 + 3]  # noqa: E731
-    assert centre(0, 0).sum() < centre(0, 1).sum() < centre(0, 2).sum()  # 90% darker than 10%
-    assert (centre(1, 1) == 255).all()  # an empty row stays white, no division by zero
-    np.testing.assert_array_equal(centre(2, 0), centre(2, 2))  # same share, same colour
-    with pytest.raises(ValueError, match="square"):
-        confusion_image(np.zeros((2, 3)))
 
 
 # -- a full run -------------------------------------------------------------------------------
