@@ -136,3 +136,11 @@ def test_the_readme_maps_every_module_in_layer_order():
     assert missing == [], f"README's map of the library lacks {missing}"
     order = sorted((readme.index(f"  {m}.py "), m) for m in _modules() if m != "__init__")
     assert [m for _, m in order] == [m for m in LAYERS if m in _modules() and m != "__init__"]
+
+
+@pytest.mark.parametrize("module", _modules())
+def test_no_module_is_much_over_800_lines(module):
+    # A newcomer should find a lesson's code without wading through its engineering: past
+    # about 800 lines a module holds two things, and they want two names.
+    lines = len((PACKAGE / f"{module}.py").read_text().splitlines())
+    assert lines <= 850, f"kwlesson/{module}.py has {lines} lines: split it by role"

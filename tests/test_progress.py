@@ -10,42 +10,9 @@ tf = pytest.importorskip("tensorflow")
 
 
 from kwlesson.progress import (  # noqa: E402
-    TrainingObserver,
     confusion_image,
     format_confusion,
 )
-
-
-class Recorder(TrainingObserver):
-    """Keeps everything train() reports; optionally asks to stop or raises Ctrl-C at a step."""
-
-    def __init__(self, stop_at: int | None = None, interrupt_at: int | None = None) -> None:
-        self.steps, self.evals, self.checkpoints, self.tests = [], [], [], []
-        self.begin = self.end = None
-        self.stop_at, self.interrupt_at = stop_at, interrupt_at
-
-    def on_train_begin(self, info):
-        self.begin = info
-
-    def on_step(self, step, metrics):
-        self.steps.append((step, dict(metrics)))
-        if step == self.interrupt_at:
-            raise KeyboardInterrupt
-
-    def on_eval(self, step, accuracy, confusion, labels):
-        self.evals.append((step, accuracy, confusion.copy()))
-
-    def on_checkpoint(self, step, path):
-        self.checkpoints.append((step, path))
-
-    def on_test(self, accuracy, confusion, labels):
-        self.tests.append((accuracy, confusion))
-
-    def on_train_end(self, result):
-        self.end = result
-
-    def should_stop(self):
-        return self.stop_at is not None and bool(self.steps) and self.steps[-1][0] >= self.stop_at
 
 
 def test_format_confusion_prints_numpy_rows():
@@ -53,7 +20,6 @@ def test_format_confusion_prints_numpy_rows():
     assert format_confusion(m) == "[[258   0   0]\n [  7   6  26]\n [ 10   1 107]]"
     big = np.arange(144).reshape(12, 12) * 100  # wide rows are never wrapped
     assert len(format_confusion(big).splitlines()) == 12
-
 
 
 def test_confusion_image_is_a_uint8_heatmap_by_row_share():

@@ -12,9 +12,6 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 
-from kwlesson.progress import (  # noqa: E402
-    TrainingObserver,
-)
 from kwlesson.runs import (  # noqa: E402
     TrainConfig,
     parse_schedule,
@@ -22,42 +19,9 @@ from kwlesson.runs import (  # noqa: E402
 from kwlesson.training import PiecewiseRate  # noqa: E402
 
 
-class Recorder(TrainingObserver):
-    """Keeps everything train() reports; optionally asks to stop or raises Ctrl-C at a step."""
-
-    def __init__(self, stop_at: int | None = None, interrupt_at: int | None = None) -> None:
-        self.steps, self.evals, self.checkpoints, self.tests = [], [], [], []
-        self.begin = self.end = None
-        self.stop_at, self.interrupt_at = stop_at, interrupt_at
-
-    def on_train_begin(self, info):
-        self.begin = info
-
-    def on_step(self, step, metrics):
-        self.steps.append((step, dict(metrics)))
-        if step == self.interrupt_at:
-            raise KeyboardInterrupt
-
-    def on_eval(self, step, accuracy, confusion, labels):
-        self.evals.append((step, accuracy, confusion.copy()))
-
-    def on_checkpoint(self, step, path):
-        self.checkpoints.append((step, path))
-
-    def on_test(self, accuracy, confusion, labels):
-        self.tests.append((accuracy, confusion))
-
-    def on_train_end(self, result):
-        self.end = result
-
-    def should_stop(self):
-        return self.stop_at is not None and bool(self.steps) and self.steps[-1][0] >= self.stop_at
-
-
 def test_parse_schedule_pairs_steps_and_rates():
     assert parse_schedule("15000,3000", "0.001,0.0001") == [(15000, 0.001), (3000, 0.0001)]
     assert parse_schedule("100", "0.01") == [(100, 0.01)]
-
 
 
 def test_a_phase_of_zero_steps_is_accepted_and_skipped_as_the_seed_does():
@@ -74,7 +38,6 @@ def test_a_phase_of_zero_steps_is_accepted_and_skipped_as_the_seed_does():
                                rtol=1e-6)
 
 
-
 @pytest.mark.parametrize("steps, rates, match", [
     ("15000,3000", "0.001", r"same number of elements: 2 step counts .* but 1 learning rates"),
     ("15000", "0.001,0.0001", r"1 step counts .* but 2 learning rates"),
@@ -88,7 +51,6 @@ def test_a_phase_of_zero_steps_is_accepted_and_skipped_as_the_seed_does():
 def test_parse_schedule_rejects_bad_input(steps, rates, match):
     with pytest.raises(ValueError, match=match):
         parse_schedule(steps, rates)
-
 
 
 def test_train_config_has_the_seed_flags_and_defaults():
