@@ -172,24 +172,12 @@ def synth_command(
     return synthesize_dataset(out, words=words, speakers=speakers, seed=seed, progress=progress)
 
 
-def generate_streaming_test_command(
-    data_dir: str = "",
-    output_audio_file: str = "",
-    output_labels_file: str = "",
-    *,
-    background_dir: str = "",
-    background_volume: float = 0.1,
-    test_duration_seconds: float = 600,
-    word_gap_ms: int = 2000,
-    unknown_percentage: float = 30,
-    wanted_words: str = "yes,no,up,down,left,right,on,off,stop,go",
-    validation_percentage: float = 10,
-    testing_percentage: float = 10,
-    sample_rate: int = 16000,
-    clip_duration_ms: int = 1000,
-    seed: int = 0,
-) -> int:
-    """What ``kwlesson generate-streaming-test`` runs (the seed script's flag names).
+def generate_streaming_test_command(data_dir: str = "", output_audio_file: str = "",
+                                    output_labels_file: str = "", **flags: Any) -> int:
+    """What ``kwlesson generate-streaming-test`` runs. ``flags``: the seed script's (its names:
+    ``test_duration_seconds``, ``background_dir``, ``background_volume``, ``word_gap_ms``,
+    ``unknown_percentage``, ``wanted_words``, ...); those not given take
+    :func:`kwlesson.streaming_test.generate_streaming_test`'s defaults.
 
     No ``data_dir``: the offline dataset. Default outputs: ``streaming_test.wav`` and
     ``streaming_test_labels.txt`` in ``data_home()/streaming``. Returns 0, or 2 on bad input
@@ -203,6 +191,11 @@ def generate_streaming_test_command(
     from kwlesson.streaming import UNKNOWN_LABEL
     from kwlesson.streaming_test import generate_streaming_test
 
+    options = dict(flags)
+    if "test_duration_seconds" in options:  # the seed's flag name for duration_s
+        options["duration_s"] = options.pop("test_duration_seconds")
+    if "background_dir" in options:
+        options["background_dir"] = options["background_dir"] or None
     try:
         if not data_dir:
             from kwlesson import synth
@@ -211,12 +204,7 @@ def generate_streaming_test_command(
         home = data_home() / "streaming"
         wav = output_audio_file or str(home / "streaming_test.wav")
         txt = output_labels_file or str(home / "streaming_test_labels.txt")
-        result = generate_streaming_test(
-            data_dir, wav, txt, test_duration_seconds, wanted_words=wanted_words,
-            background_dir=background_dir or None, background_volume=background_volume,
-            word_gap_ms=word_gap_ms, unknown_percentage=unknown_percentage,
-            validation_percentage=validation_percentage, testing_percentage=testing_percentage,
-            sample_rate=sample_rate, clip_duration_ms=clip_duration_ms, seed=seed)
+        result = generate_streaming_test(data_dir, wav, txt, **options)
     except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
         print(f"kwlesson generate-streaming-test: {exc}", file=sys.stderr)
         return 2
@@ -227,25 +215,14 @@ def generate_streaming_test_command(
     return 0
 
 
-def test_streaming_accuracy_command(
-    wav: str,
-    ground_truth: str,
-    model: str,
-    *,
-    labels: str = "",
-    clip_duration_ms: float = 0,
-    clip_stride_ms: float = 30,
-    average_window_ms: float = 500,
-    detection_threshold: float = 0.7,
-    suppression_ms: float = 1500,
-    minimum_count: int = 3,
-    time_tolerance_ms: float = 750,
-    batch_size: int = 256,
-    verbose: bool = False,
-) -> int:
-    """What ``kwlesson test-streaming-accuracy`` runs (the seed tool's flag names; the
-    model is a checkpoint / train_dir or a ``.tflite`` with ``labels``). Returns 0, or 2 on bad
-    input (one message on stderr).
+def test_streaming_accuracy_command(wav: str, ground_truth: str, model: str,
+                                    **flags: Any) -> int:
+    """What ``kwlesson test-streaming-accuracy`` runs. ``flags``: the seed tool's (its names:
+    ``labels``, ``clip_duration_ms``, ``clip_stride_ms``, ``average_window_ms``,
+    ``detection_threshold``, ``suppression_ms``, ``minimum_count``, ``time_tolerance_ms``, ...);
+    those not given take :func:`kwlesson.streaming_test.test_streaming_accuracy`'s defaults.
+    The model is a checkpoint / train_dir or a ``.tflite`` with ``labels``. Returns 0, or 2 on
+    bad input (one message on stderr).
 
     >>> test_streaming_accuracy_command("s.wav", "s.txt", "/tmp/train")  # doctest: +SKIP
     0
@@ -253,14 +230,14 @@ def test_streaming_accuracy_command(
     from kwlesson.audio import AudioError
     from kwlesson.streaming_test import test_streaming_accuracy
 
+    options = dict(flags)
+    if "average_window_ms" in options:  # the seed's flag name
+        options["average_window_duration_ms"] = options.pop("average_window_ms")
+    for name in ("labels", "clip_duration_ms"):  # "" or 0 on the command line: not given
+        if name in options:
+            options[name] = options[name] or None
     try:
-        result = test_streaming_accuracy(
-            wav, ground_truth, model, labels=labels or None,
-            clip_duration_ms=clip_duration_ms or None, clip_stride_ms=clip_stride_ms,
-            average_window_duration_ms=average_window_ms,
-            detection_threshold=detection_threshold, suppression_ms=suppression_ms,
-            minimum_count=minimum_count, time_tolerance_ms=time_tolerance_ms,
-            batch_size=batch_size, verbose=verbose)
+        result = test_streaming_accuracy(wav, ground_truth, model, **options)
     except (FileNotFoundError, NotADirectoryError, ValueError, AudioError) as exc:
         print(f"kwlesson test-streaming-accuracy: {exc}", file=sys.stderr)
         return 2
@@ -436,20 +413,17 @@ def _wav_to_spectrogram(args: argparse.Namespace) -> int:
 
 
 def _generate_streaming_test(args: argparse.Namespace) -> int:
-
     options = {k: v for k, v in vars(args).items()
                if k not in ("func", "command", "data_dir", "output_audio_file",
                             "output_labels_file")}
     return generate_streaming_test_command(args.data_dir, args.output_audio_file,
-                                                  args.output_labels_file, **options)
+                                           args.output_labels_file, **options)
 
 
 def _test_streaming_accuracy(args: argparse.Namespace) -> int:
-
     options = {k: v for k, v in vars(args).items()
                if k not in ("func", "command", "wav", "ground_truth", "model")}
-    return test_streaming_accuracy_command(args.wav, args.ground_truth, args.model,
-                                                  **options)
+    return test_streaming_accuracy_command(args.wav, args.ground_truth, args.model, **options)
 
 
 def _student_copies(args: argparse.Namespace) -> int:

@@ -301,3 +301,11 @@ def test_tflite_model_on_raw_audio(trained, stream_model, stream, tmp_path):
 
 # ------------------------------------------------------------------ the real clips
 
+
+def test_the_command_takes_the_seeds_flags(trained, stream, capsys):
+    rc = cli.main(["test-streaming-accuracy", "--wav", str(stream.wav),
+                   "--ground_truth", str(stream.labels_file), "--graph", trained.checkpoint_path,
+                   "--average_window_ms", "400", "--sample_stride_ms", "30",
+                   "--detection_threshold", "0.6", "--clip_duration_ms", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "detections in" in out and "ground-truth words matched" in out

@@ -157,10 +157,15 @@ def test_generate_streaming_test_command(corpus, tmp_path, capsys):
     assert f"Saved streaming test wav to {tmp_path / 's.wav'} (9 s, 3 words" in out
     assert f"Saved streaming test labels to {tmp_path / 's.txt'}" in out
     rc = cli.generate_streaming_test_command(str(tmp_path / "nowhere"), str(tmp_path / "t.wav"),
-                                        str(tmp_path / "t.txt"))
+                                             str(tmp_path / "t.txt"))
     err = capsys.readouterr().err
     assert rc == 2 and "nowhere: data folder not found" in err
-
+    # The same through the command line, with the seed's flag names.
+    rc = cli.main(["generate-streaming-test", "--data_dir", str(corpus),
+                   "--output_audio_file", str(tmp_path / "c.wav"),
+                   "--output_labels_file", str(tmp_path / "c.txt"),
+                   "--test_duration_seconds", "6", "--wanted_words", "yes,no", "--seed", "2"])
+    assert rc == 0 and "(6 s, " in capsys.readouterr().out
 
 
 @pytest.mark.real_data
