@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from test_export import WORDS, make_corpus
+from tone_corpus import WORDS, make_tone_corpus
 
 from kwlesson import export, verify
 from kwlesson.models import ARCHITECTURES
@@ -22,7 +22,8 @@ from kwlesson.training import train
 
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("arch_corpus"), per_word=24, seed=1)
+    return make_tone_corpus(tmp_path_factory.mktemp("arch_corpus"), 24, 1, onset=(1000, 5333),
+                            length=(6000, 8000), noise_seconds=3)
 
 
 #: The larger networks take 15-50 s each here: they run in the full suite, not in the quick one
