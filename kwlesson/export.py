@@ -58,6 +58,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import tensorflow as tf
 
+from kwlesson.android import (
+    APP_DIR,
+    APP_LABELS,
+    APP_MODEL,
+    APP_RECOGNIZE,
+    app_contract_problem,
+    app_model,
+)
 from kwlesson.features import FeatureSettings, compute_features
 from kwlesson.quantization import Int8Files, audio_fn, convert, frozen_logits, int8_files
 from kwlesson.runtime import TFLiteModel, tflite_tensors
@@ -370,6 +378,8 @@ def _replace_into(tmp: Path, out: Path) -> None:
     for name in (FLOAT_TFLITE, INT8_TFLITE, MICRO_TFLITE, MICRO_SOURCE, MICRO_HEADER):
         if not (tmp / name).exists():
             (out / name).unlink(missing_ok=True)
+    if not (tmp / APP_DIR).exists():
+        shutil.rmtree(out / APP_DIR, ignore_errors=True)
     for entry in tmp.iterdir():
         target = out / entry.name
         if target.is_dir() and not target.is_symlink():
@@ -472,6 +482,10 @@ def freeze(
         for name, blob in blobs.items():
             files[name] = _write(tmp / name, blob)
         files[LABELS_FILE] = _write(tmp / LABELS_FILE, "\n".join(labels) + "\n")
+        app_problem = app_contract_problem(settings)
+        if app_problem is None:
+            step("the TF Speech app's model")
+            files[APP_DIR] = _write_app_files(tmp / APP_DIR, model, settings, labels)
         tensors = {name: tflite_tensors(blob) for name, blob in blobs.items()}
         if int8 is not None:
             note = f"From {trained.checkpoint_path} (step {trained.step})."
@@ -481,6 +495,7 @@ def freeze(
             files[MICRO_HEADER] = _write(tmp / MICRO_HEADER, h)
         card_files = _card_files(settings, labels, blobs, tensors, files, int8)
         card = _model_card(trained, card_files, int8, agreement, calib, data)
+        card["android_app"] = _app_card(tmp, app_problem)
         files[MODEL_CARD] = _write(tmp / MODEL_CARD, json.dumps(card, indent=2) + "\n")
         sizes = {name: card_files[name]["bytes"] for name in card_files}
         sizes[MODEL_CARD] = _file_size(tmp / MODEL_CARD)
@@ -532,6 +547,30 @@ def _write_saved_model(model: Any, settings: FeatureSettings, labels: Sequence[s
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve,
                                                        "labels": module.labels})
     return path
+
+
+def _write_app_files(folder: Path, model: Any, settings: FeatureSettings,
+                     labels: Sequence[str]) -> Path:
+    """The TF Speech app's assets: its model (two inputs, see kwlesson.android) and labels."""
+    folder.mkdir()
+    _write(folder / APP_MODEL, app_model(model, settings))
+    _write(folder / APP_LABELS, "\n".join(labels) + "\n")
+    return folder
+
+
+def _app_card(tmp: Path, problem: str | None) -> dict[str, Any]:
+    """The model card's ``android_app``: where the app's files are and what they take."""
+    if problem is not None:
+        return {"written": False, "why": problem}
+    return {
+        "written": True, "folder": APP_DIR, "files": [APP_MODEL, APP_LABELS],
+        "copy_to": "app/src/main/assets/ of TensorFlow's TF Speech example app",
+        "tensors": tflite_tensors((tmp / APP_DIR / APP_MODEL).read_bytes()),
+        "inputs": "0: audio float32 [16000, 1] (16-bit samples / 32767); 1: sample rate int32 "
+                  "[1] (scores are 0 at another rate than the model's)",
+        "output": "0: scores float32 [1, labels], in the order of the labels file",
+        "recognize_commands": APP_RECOGNIZE,
+    }
 
 
 def _int8_agreement(blobs: dict[str, bytes], probe: np.ndarray, checkpoint: str) -> float:
@@ -590,6 +629,9 @@ def _card_files(settings: FeatureSettings, labels: Sequence[str], blobs: dict[st
             "kFeatureNormalized", "kFeatureBin0Divisor"] + (["kFeatureMean", "kFeatureScale"]
                                                            if settings.normalized else [])}
     card_files[LABELS_FILE] = {"format": "text, one label per line, in output order"}
+    if APP_DIR in files:
+        card_files[APP_DIR] = {"format": f"the TF Speech app's assets: {APP_MODEL} (float32, "
+                                          f"two inputs) and {APP_LABELS}; see android_app"}
     for name, path in files.items():
         card_files[name]["bytes"] = _file_size(path)
     return card_files

@@ -30,6 +30,7 @@ LAYERS = [
     "evaluation",
     "runtime",
     "quantization",
+    "android",
     "export",
     "verify",
     "label_wav",

@@ -1,0 +1,130 @@
+"""A model for TensorFlow's TF Speech app (the Android speech-commands example the seed ends
+with, and its iOS twin): the two files it loads from its assets, with exactly its contract.
+
+The app (tensorflow/examples, ``lite/examples/speech_commands``) loads
+``conv_actions_frozen.tflite`` and ``conv_actions_labels.txt``. It feeds the model **two
+inputs**: input 0 the last second of audio, float32 ``[16000, 1]`` (16-bit samples divided by
+32767), and input 1 the sample rate, int32 ``[1]``; it reads output 0, ``[1, labels]`` scores in
+the order of the labels file, and shows the labels that do not start with ``_``. The seed's
+``freeze.py`` made that graph (``decoded_sample_data`` and ``decoded_sample_data:1`` in,
+``labels_softmax`` out); :func:`app_model` makes its LiteRT equivalent from a trained model,
+with the very feature front end it was trained with inside.
+
+The input order is part of the contract: the TFLite converter puts the int32 rate first, and the
+app's ``resizeInput(0, [16000, 1])`` then fails. :func:`app_model` moves the audio to input 0.
+
+Introduced in notebook 07.
+
+>>> tflite = app_model(trained.model, trained.settings)  # doctest: +SKIP
+>>> run_like_the_app(tflite, clips).shape  # doctest: +SKIP
+(4, 12)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from kwlesson.features import FeatureSettings, compute_features
+from kwlesson.quantization import FRONT_END_SCOPE, convert, frozen_logits
+
+__all__ = ["APP_CLIP_SAMPLES", "APP_DIR", "APP_LABELS", "APP_MODEL", "APP_RECOGNIZE",
+           "APP_SAMPLE_RATE", "app_contract_problem", "app_function", "app_model",
+           "audio_input_first", "run_like_the_app"]
+
+#: The folder of an export that holds the app's two files (copy them to app/src/main/assets/).
+APP_DIR = "android"
+APP_MODEL = "conv_actions_frozen.tflite"
+APP_LABELS = "conv_actions_labels.txt"
+#: SpeechActivity.java's SAMPLE_RATE, and its SAMPLE_DURATION_MS (1000) in samples.
+APP_SAMPLE_RATE = 16000
+APP_CLIP_SAMPLES = 16000
+#: The app's RecognizeCommands settings (SpeechActivity.java; iOS uses a threshold of 0.3).
+APP_RECOGNIZE = {"average_window_duration_ms": 1000, "detection_threshold": 0.50,
+                 "suppression_ms": 1500, "minimum_count": 3,
+                 "minimum_time_between_samples_ms": 30}
+
+
+def app_contract_problem(settings: FeatureSettings) -> str | None:
+    """Why a model trained with ``settings`` cannot take the app's input as it is, naming the
+    constant of SpeechActivity.java to change; None when it can."""
+    if settings.sample_rate != APP_SAMPLE_RATE:
+        return (f"the model hears {settings.sample_rate} Hz audio and the app records at "
+                f"{APP_SAMPLE_RATE} Hz: set SAMPLE_RATE = {settings.sample_rate} in "
+                "SpeechActivity.java (or train with --sample_rate 16000)")
+    if settings.desired_samples != APP_CLIP_SAMPLES:
+        return (f"the model takes {settings.clip_duration_ms} ms clips and the app feeds "
+                f"{APP_CLIP_SAMPLES * 1000 // APP_SAMPLE_RATE} ms: set SAMPLE_DURATION_MS = "
+                f"{settings.clip_duration_ms} in SpeechActivity.java (or train with "
+                "--clip_duration_ms 1000)")
+    return None
+
+
+def app_function(logits: Callable[[tf.Tensor], tf.Tensor], settings: FeatureSettings,
+                 prepare: Callable[[tf.Tensor], tf.Tensor] | None = None) -> Any:
+    """Concrete function (audio float32 [samples, 1], sample rate int32 [1]) ->
+    ``labels_softmax`` [1, labels], the seed's frozen graph's shape. The rate is checked, not
+    ignored: at another rate than the model's the scores are all 0 (nothing is recognised)."""
+    samples = settings.desired_samples
+    audio_spec = tf.TensorSpec([samples, 1], tf.float32, name="decoded_sample_data")
+    rate_spec = tf.TensorSpec([1], tf.int32, name="decoded_sample_data_1")
+
+    @tf.function(input_signature=[audio_spec, rate_spec])
+    def app(audio: tf.Tensor, rate: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.name_scope(FRONT_END_SCOPE):
+            features = compute_features(tf.reshape(audio, [1, samples]), settings, dft="matrix")
+            if prepare is not None:
+                features = prepare(features)
+        right_rate = tf.cast(tf.equal(rate, settings.sample_rate), tf.float32)
+        return {"labels_softmax": tf.nn.softmax(logits(features)) * right_rate}
+
+    return app.get_concrete_function()
+
+
+def audio_input_first(tflite: bytes) -> bytes:
+    """The model with its float32 audio as input 0 and the int32 rate as input 1, the order
+    the app feeds them in (the converter's own order puts the rate first)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    graph = model.subgraphs[0]
+    float32 = 0  # schema.fbs TensorType
+    order = sorted((int(i) for i in graph.inputs), key=lambda i: graph.tensors[i].type != float32)
+    graph.inputs = np.array(order, dtype=np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def app_model(model: Any, settings: FeatureSettings) -> bytes:
+    """``conv_actions_frozen.tflite`` for a trained Keras model (float32). Raises ValueError
+    when the model's rate or clip length is not the app's (see :func:`app_contract_problem`)."""
+    problem = app_contract_problem(settings)
+    if problem:
+        raise ValueError(f"the TF Speech app cannot feed this model: {problem}")
+    return audio_input_first(convert(app_function(frozen_logits(model), settings), "float"))
+
+
+def run_like_the_app(tflite: bytes, clips: np.ndarray, rate: int = APP_SAMPLE_RATE
+                     ) -> np.ndarray:
+    """Scores [n, labels] for float clips [n, samples] in [-1, 1], fed as SpeechActivity.java
+    feeds them: 16-bit samples divided by 32767 into input 0 resized to [samples, 1], the rate
+    into input 1 resized to [1], output 0 read."""
+    from kwlesson.runtime import litert_interpreter
+
+    interp = litert_interpreter(tflite)
+    audio_in, rate_in = interp.get_input_details()[:2]
+    samples = clips.shape[1]
+    interp.resize_tensor_input(audio_in["index"], [samples, 1])
+    interp.resize_tensor_input(rate_in["index"], [1])
+    interp.allocate_tensors()
+    out = interp.get_output_details()[0]
+    pcm = np.clip(np.round(np.asarray(clips) * 32768), -32768, 32767).astype(np.int16)
+    rows = []
+    for clip in pcm:
+        interp.set_tensor(audio_in["index"], (clip / 32767.0).astype(np.float32)[:, None])
+        interp.set_tensor(rate_in["index"], np.array([rate], np.int32))
+        interp.invoke()
+        rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(rows)
