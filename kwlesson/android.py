@@ -33,7 +33,7 @@ from kwlesson.quantization import FRONT_END_SCOPE, convert, frozen_logits
 
 __all__ = ["APP_CLIP_SAMPLES", "APP_DIR", "APP_LABELS", "APP_MODEL", "APP_RECOGNIZE",
            "APP_SAMPLE_RATE", "app_contract_problem", "app_function", "app_model",
-           "audio_input_first", "run_like_the_app"]
+           "audio_input_first", "run_like_the_app", "speech_activity_constants"]
 
 #: The folder of an export that holds the app's two files (copy them to app/src/main/assets/).
 APP_DIR = "android"
@@ -128,3 +128,36 @@ def run_like_the_app(tflite: bytes, clips: np.ndarray, rate: int = APP_SAMPLE_RA
         interp.invoke()
         rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
     return np.stack(rows)
+
+
+def speech_activity_constants(settings: FeatureSettings | None = None, **recognize: float) -> str:
+    """The constants of the app's ``SpeechActivity.java`` for a model trained with
+    ``settings`` and RecognizeCommands tuned as ``recognize`` (``average_window_duration_ms``,
+    ``detection_threshold``, ``suppression_ms``, ``minimum_count``,
+    ``minimum_time_between_samples_ms``; those not given keep the app's own, APP_RECOGNIZE):
+    paste them over the app's to run the model as lesson 08 tuned it.
+
+    >>> print(speech_activity_constants(detection_threshold=0.7).splitlines()[4])
+    private static final float DETECTION_THRESHOLD = 0.70f;
+    """
+    settings = settings or FeatureSettings()
+    unknown = sorted(set(recognize) - set(APP_RECOGNIZE))
+    if unknown:
+        raise ValueError(f"unknown RecognizeCommands settings {unknown}; choose from "
+                         f"{sorted(APP_RECOGNIZE)}")
+    r = {**APP_RECOGNIZE, **recognize}
+    return "\n".join([
+        f"private static final int SAMPLE_RATE = {settings.sample_rate};",
+        f"private static final int SAMPLE_DURATION_MS = {settings.clip_duration_ms};",
+        "private static final int RECORDING_LENGTH = "
+        "(int) (SAMPLE_RATE * SAMPLE_DURATION_MS / 1000);",
+        "private static final long AVERAGE_WINDOW_DURATION_MS = "
+        f"{int(r['average_window_duration_ms'])};",
+        f"private static final float DETECTION_THRESHOLD = {float(r['detection_threshold']):.2f}f;",
+        f"private static final int SUPPRESSION_MS = {int(r['suppression_ms'])};",
+        f"private static final int MINIMUM_COUNT = {int(r['minimum_count'])};",
+        "private static final long MINIMUM_TIME_BETWEEN_SAMPLES_MS = "
+        f"{int(r['minimum_time_between_samples_ms'])};",
+        f'private static final String LABEL_FILENAME = "file:///android_asset/{APP_LABELS}";',
+        f'private static final String MODEL_FILENAME = "file:///android_asset/{APP_MODEL}";',
+    ])

@@ -67,3 +67,21 @@ def test_freeze_lists_the_app_folder_in_the_card(card):
     assert export.FLOAT_TFLITE in card["files"] and android.APP_DIR in card["files"]
     assert card["files"][android.APP_DIR]["bytes"] > 0
     assert card["android_app"]["recognize_commands"]["detection_threshold"] == 0.5
+
+
+def test_the_app_constants_carry_the_settings_tuned_in_lesson_08():
+    import re
+
+    java = android.speech_activity_constants(FeatureSettings(), detection_threshold=0.7,
+                                             average_window_duration_ms=500)
+    values = dict(re.findall(r"static final \w+ (\w+) = ([^;]+);", java))
+    assert values["SAMPLE_RATE"] == "16000" and values["SAMPLE_DURATION_MS"] == "1000"
+    assert values["DETECTION_THRESHOLD"] == "0.70f"
+    assert values["AVERAGE_WINDOW_DURATION_MS"] == "500"
+    # Not given: the app's own (SpeechActivity.java).
+    assert values["SUPPRESSION_MS"] == "1500" and values["MINIMUM_COUNT"] == "3"
+    assert values["MINIMUM_TIME_BETWEEN_SAMPLES_MS"] == "30"
+    assert values["MODEL_FILENAME"] == f'"file:///android_asset/{android.APP_MODEL}"'
+    assert values["LABEL_FILENAME"] == f'"file:///android_asset/{android.APP_LABELS}"'
+    with pytest.raises(ValueError, match="unknown RecognizeCommands settings"):
+        android.speech_activity_constants(threshold=0.5)
