@@ -105,6 +105,10 @@ MICRO_SOURCE = "model_data.cc"
 MICRO_HEADER = "model_data.h"
 #: Name of the C array in model_data.cc (the TensorFlow Lite Micro examples' ``g_model``).
 MICRO_ARRAY = "g_model"
+#: Why a model on 'micro' features has no TF Speech app file (nor float / int8 audio-in ones).
+MICRO_NOT_FOR_THE_APP = (
+    "its 'micro' front end is TensorFlow's AudioMicrofrontend op, which LiteRT does not have, "
+    "so no model file can take the app's audio: train with --preprocess mfcc for the app")
 #: Training clips used to calibrate the int8 models' activation ranges.
 DEFAULT_CALIBRATION_CLIPS = 300
 
@@ -472,17 +476,26 @@ def freeze(
     try:
         step("SavedModel")
         files = {SAVED_MODEL_DIR: _write_saved_model(model, settings, labels, tmp)}
-        step("float LiteRT model")
-        blobs = {FLOAT_TFLITE: convert(audio_fn(frozen_logits(model), settings), "float")}
+        # 'micro' features come from an op LiteRT does not have: no audio-in files then,
+        # the micro model (features in) is the export.
+        audio_in = settings.preprocess != "micro"
+        blobs = {}
+        if audio_in:
+            step("float LiteRT model")
+            blobs[FLOAT_TFLITE] = convert(audio_fn(frozen_logits(model), settings), "float")
         int8 = agreement = None
         if calib is not None:
             int8 = int8_files(model, settings, calib, check, calibration or "per_tensor", step)
-            blobs[MICRO_TFLITE], blobs[INT8_TFLITE] = int8.micro, int8.int8
-            agreement = _int8_agreement(blobs, calib[:100], trained.checkpoint_path)
+            blobs[MICRO_TFLITE] = int8.micro
+            if audio_in:
+                blobs[INT8_TFLITE] = int8.int8
+                agreement = _int8_agreement(blobs, calib[:100], trained.checkpoint_path)
+            else:
+                agreement = int8.reports["micro"]["check_top1_agreement"]
         for name, blob in blobs.items():
             files[name] = _write(tmp / name, blob)
         files[LABELS_FILE] = _write(tmp / LABELS_FILE, "\n".join(labels) + "\n")
-        app_problem = app_contract_problem(settings)
+        app_problem = app_contract_problem(settings) if audio_in else MICRO_NOT_FOR_THE_APP
         if app_problem is None:
             step("the TF Speech app's model")
             files[APP_DIR] = _write_app_files(tmp / APP_DIR, model, settings, labels)

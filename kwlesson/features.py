@@ -1,4 +1,5 @@
-"""From a clip to the picture a network sees: spectrogram, log-mel, MFCC and 'average' features.
+"""From a clip to the picture a network sees: spectrogram, log-mel, MFCC, 'average' and 'micro'
+features.
 
 Everything here is built from TensorFlow ops, so the very same function can sit at the front of
 an exported model (``FeatureLayer``) and a phone computes exactly what training computed.
@@ -25,6 +26,10 @@ Choices, and why:
   coefficient 0, which is sqrt(2) larger).
 * ``log_mel``: the same mel filterbank and log with ``feature_bin_count`` channels, so with the
   default 40 bins ``mfcc`` is exactly the DCT of ``log_mel``.
+* ``micro``: TensorFlow Lite Micro's own front end (the seed's ``--preprocess=micro``, the
+  TinyML course's features): the ``AudioMicrofrontend`` op on 16-bit samples, times 10/256.
+  A microcontroller runs that front end in C, so its features are the training features; the
+  course trains it with 30 ms windows every 20 ms (49 frames x 40 channels per second).
 * Per-bin normalisation (optional, ``feature_mean`` / ``feature_scale``): MFCC coefficient 0
   spans about -124..25 while the last ones stay within +-1, so an int8 input with one scale for
   all bins leaves the small coefficients a handful of steps. Training (``normalize_features``)
@@ -81,11 +86,14 @@ __all__ = [
     "log_mel",
     "mfcc",
     "average",
+    "micro",
+    "MICRO_FRONT_END",
+    "MICRO_OUTPUT_SCALE",
     "FeatureLayer",
     "normalization_stats",
 ]
 
-PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average")
+PREPROCESS_CHOICES = ("mfcc", "log_mel", "spectrogram", "average", "micro")
 #: How the spectrum is computed: TensorFlow's FFT, or the matrix DFT the exported models use.
 DFT_CHOICES = ("fft", "matrix")
 #: Mel filterbank range, from the seed's Mfcc op (speech sits well below 4 kHz).
@@ -95,6 +103,17 @@ MEL_UPPER_HZ = 4000.0
 MFCC_MEL_BINS = 40
 #: Added before the log so silence gives log(1e-6) ~ -13.8 rather than -inf.
 LOG_OFFSET = 1e-6
+#: The 'micro' front end's own settings the seed leaves at the op's defaults (and so do the
+#: TinyML course and TensorFlow Lite Micro's micro_speech example): the filterbank's band,
+#: noise reduction, PCAN gain control and the log's shift.
+MICRO_FRONT_END = {"upper_band_limit": 7500.0, "lower_band_limit": 125.0, "smoothing_bits": 10,
+                   "even_smoothing": 0.025, "odd_smoothing": 0.06,
+                   "min_signal_remaining": 0.05, "enable_pcan": True, "pcan_strength": 0.95,
+                   "pcan_offset": 80.0, "gain_bits": 21, "enable_log": True,
+                   "scale_shift": 6}
+#: The seed multiplies the op's integer output (0 to about 670) by 10/256, "for historical
+#: reasons, to match up with the output of other feature generators": floats from 0 to ~26.
+MICRO_OUTPUT_SCALE = 10.0 / 256.0
 
 
 def _next_power_of_two(n: int) -> int:
@@ -152,12 +171,29 @@ class FeatureSettings:
                 f"'mfcc' keeps at most {MFCC_MEL_BINS} coefficients (one per mel channel), "
                 f"not {self.feature_bin_count}"
             )
+        if self.preprocess == "micro":
+            self._check_micro()
         if self.preprocess in ("mfcc", "log_mel") and self.sample_rate / 2 < MEL_UPPER_HZ:
             raise ValueError(
                 f"mel features go up to {MEL_UPPER_HZ:g} Hz, which needs a sample rate of at "
                 f"least {2 * MEL_UPPER_HZ:g} Hz, not {self.sample_rate}"
             )
         self._check_normalisation()
+
+    def _check_micro(self) -> None:
+        for name in ("window_size_ms", "window_stride_ms"):
+            value = getattr(self, name)
+            if float(value) != int(value):
+                raise ValueError(f"'micro' takes whole milliseconds (the device's front end "
+                                 f"counts in ms): {name}={value}")
+        top = MICRO_FRONT_END["upper_band_limit"]
+        if self.sample_rate / 2 <= top:
+            raise ValueError(f"'micro' features go up to {top:g} Hz, which needs a sample "
+                             f"rate above {2 * top:g} Hz, not {self.sample_rate}")
+        if self.feature_mean is not None:
+            raise ValueError("'micro' features are not normalised per bin: a microcontroller "
+                             "feeds its front end's values as they are (train without "
+                             "normalize_features)")
 
     def _check_normalisation(self) -> None:
         if (self.feature_mean is None) != (self.feature_scale is None):
@@ -471,7 +507,54 @@ def average(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tenso
     return pooled
 
 
-_DISPATCH = {"spectrogram": spectrogram, "log_mel": log_mel, "mfcc": mfcc, "average": average}
+def micro(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:
+    """The seed's 'micro' preprocess: TensorFlow Lite Micro's audio front end, as the TinyML
+    course and the micro_speech example train with, so the features a microcontroller computes
+    are the ones the model learnt from.
+
+    The clip as 16-bit samples (``x * 32768``, clipped), through the ``AudioMicrofrontend`` op
+    (windows of ``window_size_ms`` every ``window_stride_ms``, ``feature_bin_count`` channels
+    from 125 to 7500 Hz, noise reduction, PCAN gain control and a log; see
+    ``MICRO_FRONT_END``), times ``MICRO_OUTPUT_SCALE`` (10/256): values from 0 to about 26.
+    ``dft`` is not used (the op computes its own FFT). Each clip is a fresh start for the op's
+    noise estimate, as in training. The op is TensorFlow's, not a LiteRT builtin: a model
+    with this front end inside does not convert, so its exports take features (see
+    kwlesson.export).
+
+    >>> micro(tf.zeros([16000]), FeatureSettings(window_stride_ms=20, preprocess="micro")).shape
+    TensorShape([49, 40])
+    """
+    from tensorflow.lite.experimental.microfrontend.python.ops import (
+        audio_microfrontend_op as op,
+    )
+
+    audio = _as_audio(audio)
+    pcm = tf.cast(tf.clip_by_value(tf.round(audio * 32768.0), -32768.0, 32767.0), tf.int16)
+
+    @tf.autograph.experimental.do_not_convert  # plain TF ops: nothing to convert
+    def one(clip: tf.Tensor) -> tf.Tensor:
+        out = op.audio_microfrontend(
+            clip, sample_rate=settings.sample_rate, window_size=int(settings.window_size_ms),
+            window_step=int(settings.window_stride_ms),
+            num_channels=settings.feature_bin_count, out_scale=1, out_type=tf.float32,
+            **MICRO_FRONT_END) * MICRO_OUTPUT_SCALE
+        # The op's shape function says 0 frames for a clip of unknown length; give the real
+        # count (the seed's formula) so graphs of unknown length trace.
+        n = tf.shape(clip)[0]
+        window, stride = settings.window_size_samples, settings.window_stride_samples
+        frames = tf.where(n < window, 0, 1 + (n - window) // stride)
+        return tf.reshape(out, tf.stack([frames, settings.feature_bin_count]))
+
+    if pcm.shape.rank == 1:
+        return tf.ensure_shape(one(pcm), [None, settings.feature_bin_count])
+    # The op takes one clip at a time.
+    frames = FeatureLayer(settings).compute_output_shape(tuple(pcm.shape))[-2]
+    return tf.map_fn(one, pcm, infer_shape=False, fn_output_signature=tf.TensorSpec(
+        [frames, settings.feature_bin_count], tf.float32))
+
+
+_DISPATCH = {"spectrogram": spectrogram, "log_mel": log_mel, "mfcc": mfcc, "average": average,
+             "micro": micro}
 
 
 def compute_features(audio: Any, settings: FeatureSettings, dft: str = "fft") -> tf.Tensor:

@@ -204,9 +204,11 @@ def _front_end(settings: FeatureSettings | None, samples: int, shift_max: int,
     from kwlesson.features import compute_features
 
     t = tf.range(samples, dtype=tf.int32)
+    # XLA has no kernel for the 'micro' front end's op: compile the audio part only.
+    features_outside = settings is not None and settings.preprocess == "micro"
 
     @tf.function(jit_compile=True, reduce_retracing=True)
-    def front(clips, start, pos, volume, bg_flat):
+    def mix(clips, start, pos, volume, bg_flat):
         audio = tf.cast(clips, tf.float32) * (1.0 / INT16_SCALE)
         if shift_max > 0:
             # Sample t of the shifted clip is sample start + t of the zero-padded one.
@@ -215,7 +217,16 @@ def _front_end(settings: FeatureSettings | None, samples: int, shift_max: int,
         if noise:
             excerpt = tf.gather(bg_flat, pos[:, None] + t[None, :])
             audio = tf.clip_by_value(audio + excerpt * volume[:, None], -1.0, 1.0)
-        return compute_features(audio, settings) if settings is not None else audio
+        if settings is None or features_outside:
+            return audio
+        return compute_features(audio, settings)
+
+    if not features_outside:
+        return mix
+
+    @tf.function(reduce_retracing=True)
+    def front(clips, start, pos, volume, bg_flat):
+        return compute_features(mix(clips, start, pos, volume, bg_flat), settings)
 
     return front
 

@@ -54,6 +54,15 @@ MIN_INPUT_RESCALE = 2.0
 
 
 
+#: The int8 input scale of a micro model on 'micro' features, as TensorFlow Lite Micro's
+#: micro_speech example quantises its front end's integer output f (0 to about 670):
+#: q = (f * 256 + 333) / 666 - 128, clamped (micro_features_generator.cc, and the same sum
+#: inside its audio_preprocessor model). The float feature is x = f * 10 / 256, so
+#: q = round(x / scale) - 128 with scale = 666 * 10 / 256**2, zero point -128.
+MICRO_SPEECH_INPUT_SCALE = 666 * 10 / 256**2
+#: ... which the converter gets from this range (255 steps above 0; louder saturates).
+MICRO_FEATURES_RANGE = (0.0, 255 * MICRO_SPEECH_INPUT_SCALE)
+
 #: Name scope of the feature front end inside the audio-in models.
 FRONT_END_SCOPE = "features"
 
@@ -451,7 +460,8 @@ def convert(concrete_fn: Any, kind: str,
             representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
             calibration: str = "average",
             check: tuple[np.ndarray, np.ndarray] | None = None,
-            report: dict[str, Any] | None = None) -> bytes:
+            report: dict[str, Any] | None = None,
+            input_range: tuple[float, float] | None = None) -> bytes:
     """Convert a concrete function to a ``.tflite`` flatbuffer.
 
     ``kind``: ``"float"`` (float32 throughout), ``"int8"`` (int8 weights and activations in the
@@ -478,7 +488,9 @@ def convert(concrete_fn: Any, kind: str,
     going in keep their full range (their extremes are real: silence), and the scores before the
     softmax reach 50% above the largest runner-up score of any calibration clip, so a saturated
     best score still wins (see ``averaged_ranges``). ``report`` (a dict), when given, receives
-    the rule, each tensor's choice and the agreements on ``check``.
+    the rule, each tensor's choice and the agreements on ``check``. ``input_range``: (low,
+    high) for a micro model's input instead of the calibration clips' range, for a device
+    that quantises its features with a fixed scale (see ``MICRO_FEATURES_RANGE``).
 
     Why the front end stays float in "int8": 8-bit audio has a noise floor of about -48 dB,
     and a log of mel energies spanning 1e-6 to 1e2 cannot be fed from one linear int8 scale;
@@ -516,11 +528,13 @@ def convert(concrete_fn: Any, kind: str,
         averaged = ({} if calibration == "minmax"
                     else averaged_ranges(calibrated, representative, keep=front_end))
 
+        pinned = {} if input_range is None else {_graph_input(calibrated): input_range}
+
         def build(choice: dict[int, str]) -> bytes | None:
             ranges = {i: averaged[i] for i, rule in choice.items() if rule == "average"}
             with native_stderr_kept_back():
                 model = tflite_convert.mlir_quantize(
-                    _with_ranges(calibrated, ranges), input_data_type=io_type,
+                    _with_ranges(calibrated, {**ranges, **pinned}), input_data_type=io_type,
                     output_data_type=io_type, denylisted_nodes=front_end or None)
             # XNNPACK refuses an int8 op whose output scale is too small for its input and
             # weight scales (averaged ranges can do that); the converter's own ranges never do.
@@ -689,6 +703,16 @@ def averaged_ranges(calibrated: bytes,
 
 
 
+def _graph_input(model: bytes) -> int:
+    """The tensor index of a one-input model's input."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model)).subgraphs[0]
+    if len(graph.inputs) != 1:
+        raise ValueError(f"a pinned input range needs a one-input model, not {len(graph.inputs)}")
+    return int(graph.inputs[0])
+
+
 def _with_ranges(calibrated: bytes, ranges: dict[int, tuple[float, float]]) -> bytes:
     """The calibrated model with the given tensors' (low, high) ranges replaced."""
     if not ranges:
@@ -715,10 +739,11 @@ def _convert_float(concrete_fn: Any) -> bytes:
 
 @dataclass
 class Int8Files:
-    """What :func:`int8_files` made: the int8 audio-in file, the micro model, the network
-    they compute, and what was compared to choose it (for the model card)."""
+    """What :func:`int8_files` made: the int8 audio-in file (None for 'micro' features: the
+    front end's op does not convert), the micro model, the network they compute, and what was
+    compared to choose it (for the model card)."""
 
-    int8: bytes
+    int8: bytes | None
     micro: bytes
     body: Int8Body
     rule: str
@@ -786,25 +811,28 @@ def int8_files(model: Any, settings: FeatureSettings, calib: np.ndarray, check: 
         report: dict[str, Any] = {}
         micro = convert(features_fn(candidate.logits, settings), "micro",
                         lambda p=prepared: ([f[None]] for f in p), rule,
-                        (prepared_check, float_probs), report)
+                        (prepared_check, float_probs), report,
+                        MICRO_FEATURES_RANGE if settings.preprocess == "micro" else None)
         tflm = micro_agreement(micro, prepared_check) if any_folded else None
         tried.append(_Candidate(report["check_probability_distance"], candidate, micro,
                                 report, tflm))
     eligible = [t for t in tried if t.tflm is None or t.tflm >= MIN_MICRO_AGREEMENT] or tried
     kept = min(eligible, key=lambda t: t.distance)
     body = kept.body
-    step("int8 audio-in model")
-
-    def audio_rep() -> Iterable[list[np.ndarray]]:
-        for clip in calib:
-            yield [clip[None]]
-
     int8_report: dict[str, Any] = {}
-    int8 = convert(audio_fn(body.logits, settings, prepare=body.prepare), "int8", audio_rep,
-                   rule, (check, float_probs), int8_report)
+    int8 = None
+    if settings.preprocess != "micro":
+        step("int8 audio-in model")
+
+        def audio_rep() -> Iterable[list[np.ndarray]]:
+            for clip in calib:
+                yield [clip[None]]
+
+        int8 = convert(audio_fn(body.logits, settings, prepare=body.prepare), "int8",
+                       audio_rep, rule, (check, float_probs), int8_report)
     return Int8Files(
         int8=int8, micro=kept.micro, body=body, rule=rule,
-        reports={"micro": kept.report, "int8": int8_report}, check_clips=len(check),
+        reports={"micro": kept.report, "int8": int8_report or None}, check_clips=len(check),
         first=bodies[0],
         distances={("rescaled" if t.body.rescaled_bin is not None else "as_trained"):
                    t.distance for t in tried if bool(t.body.folded) == bool(body.folded)},

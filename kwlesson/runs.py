@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from kwlesson.features import FeatureSettings
+from kwlesson.features import PREPROCESS_CHOICES, FeatureSettings
 from kwlesson.models import ARCHITECTURES
 
 __all__ = [
@@ -118,8 +118,10 @@ class TrainConfig:
     window_stride_ms: float = _opt(10.0, "How far to move in time between spectrogram "
                                    "timeslices.")
     feature_bin_count: int = _opt(40, "How many bins to use for the MFCC fingerprint.")
-    preprocess: str = _opt("mfcc", "Spectrogram processing mode.",
-                           choices=("mfcc", "log_mel", "spectrogram", "average"))
+    preprocess: str = _opt("mfcc", "Spectrogram processing mode: mfcc, log_mel, spectrogram, "
+                           "average, or micro (TensorFlow Lite Micro's front end, what a "
+                           "microcontroller computes; train it with --window_stride_ms 20).",
+                           choices=PREPROCESS_CHOICES)
     eval_step_interval: int = _opt(400, "How often to evaluate the training results.")
     save_step_interval: int = _opt(100, "Save model checkpoint every save_steps.")
     train_dir: str = _opt("/tmp/speech_commands_train", "Directory to write event logs and "
@@ -176,6 +178,9 @@ class TrainConfig:
         """The :class:`~kwlesson.features.FeatureSettings` these flags describe, without the
         per-bin normalisation (its statistics come from data: see :func:`train`, and use the
         settings stored with a run, ``TrainedModel.settings``, to compute its features)."""
+        if self.normalize_features and self.preprocess == "micro":
+            raise ValueError("normalize_features does not go with --preprocess micro: a "
+                             "microcontroller feeds its front end's values as they are")
         return FeatureSettings(
             sample_rate=self.sample_rate, clip_duration_ms=self.clip_duration_ms,
             window_size_ms=self.window_size_ms, window_stride_ms=self.window_stride_ms,

@@ -168,8 +168,9 @@ def _showing_errors(area: widgets.Output, callback: Callable[..., Any]) -> Calla
 
 #: The explorer's text form, the same on every run (nbval compares it).
 EXPLORER_REPR = "SpectrogramExplorer(...)"
-#: Feature types the explorer offers (the 'average' preprocess is taught later).
-EXPLORER_PREPROCESS = ("mfcc", "log_mel", "spectrogram")
+#: Feature types the explorer offers (the 'average' preprocess is taught later; 'micro' is
+#: the front end a microcontroller computes, lessons 06-07).
+EXPLORER_PREPROCESS = ("mfcc", "log_mel", "spectrogram", "micro")
 
 
 class SpectrogramExplorer(FixedRepr):
@@ -254,6 +255,8 @@ class SpectrogramExplorer(FixedRepr):
                 f"{s.window_stride_samples}")
         if s.preprocess == "spectrogram":
             text += f" · bins = {s.fft_length} // 2 + 1 (set by the window)"
+        if s.preprocess == "micro":
+            text += " · bins = mel channels of a microcontroller's own front end"
         if s.window_stride_samples > s.window_size_samples:
             text += " · stride longer than window: some samples are never looked at"
         return text

@@ -17,10 +17,13 @@ from kwlesson.features import (
     PREPROCESS_CHOICES,
     FeatureLayer,
     FeatureSettings,
+    MICRO_FRONT_END,
+    MICRO_OUTPUT_SCALE,
     average,
     compute_features,
     log_mel,
     mfcc,
+    micro,
     power_spectrogram,
     spectrogram,
     wav_to_spectrogram,
@@ -137,7 +140,7 @@ def test_settings_round_trip_and_validation():
     with pytest.raises(ValueError, match="unknown feature settings: colour"):
         FeatureSettings.from_dict({"colour": "blue"})
     with pytest.raises(ValueError, match="preprocess must be one of mfcc, log_mel"):
-        FeatureSettings(preprocess="micro")
+        FeatureSettings(preprocess="mel")
     with pytest.raises(ValueError, match="'mfcc' keeps at most 40"):
         FeatureSettings(feature_bin_count=41)
     with pytest.raises(ValueError, match="'average' cannot make 300 bins out of 257"):
@@ -515,3 +518,74 @@ def test_wav_to_spectrogram_writes_the_seeds_png(tmp_path):
     assert 0 < image.max() < 255
     assert cli.wav_to_spectrogram_command(str(wav), str(tmp_path / "b.png")) == 0
     assert cli.wav_to_spectrogram_command(str(tmp_path / "none.wav"), str(png)) == 2
+
+
+# -- the 'micro' front end (TensorFlow Lite Micro's) -------------------------------------------
+
+MICRO = FeatureSettings(window_stride_ms=20, preprocess="micro")  # the TinyML course's
+
+
+def micro_channel(freq_hz, channels=40):
+    """The channel whose centre is nearest freq_hz: the op's filterbank spaces channel centres
+    evenly in mel (1127 ln(1 + f / 700)) from its lower to its upper band limit."""
+    def mel(f):
+        return 1127.0 * math.log1p(f / 700.0)
+
+    low, high = mel(MICRO_FRONT_END["lower_band_limit"]), mel(MICRO_FRONT_END["upper_band_limit"])
+    spacing = (high - low) / (channels + 1)
+    return round((mel(freq_hz) - low) / spacing) - 1
+
+
+def test_micro_has_the_tinyml_course_shape_for_a_clip_and_a_batch():
+    assert MICRO.shape == (49, 40)  # 30 ms windows every 20 ms: 49 frames a second
+    x = tone_burst()
+    assert tuple(micro(x, MICRO).shape) == (49, 40)
+    assert tuple(compute_features(np.stack([x, x]), MICRO).shape) == (2, 49, 40)
+    assert FeatureSettings(preprocess="micro").shape == (98, 40)
+    assert FeatureSettings(preprocess="micro", feature_bin_count=32).shape == (98, 32)
+
+
+@pytest.mark.parametrize("freq", [500.0, 1000.0, 3000.0])
+def test_micro_puts_a_tone_in_its_channel_and_silence_at_zero(freq):
+    f = micro(tone_burst(freq), MICRO).numpy()
+    tone = f[int(0.35 * 49):int(0.55 * 49)].mean(axis=0)  # frames well inside the burst
+    assert abs(int(tone.argmax()) - micro_channel(freq)) <= 1
+    assert f[:10].max() == 0.0  # digital silence before the burst: the log of nothing is 0
+    assert np.isfinite(f).all()
+
+
+def test_micro_is_the_ops_integer_output_times_10_over_256():
+    from tensorflow.lite.experimental.microfrontend.python.ops import (
+        audio_microfrontend_op as op,
+    )
+
+    x = np.random.default_rng(6).uniform(-0.3, 0.3, SR).astype(np.float32)
+    pcm = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
+    raw = op.audio_microfrontend(tf.constant(pcm), sample_rate=SR, window_size=30,
+                                 window_step=20, num_channels=40).numpy()  # uint16, the C values
+    assert raw.dtype == np.uint16 and 0 < raw.max() < 1024
+    np.testing.assert_array_equal(micro(x, MICRO).numpy(), raw * np.float32(MICRO_OUTPUT_SCALE))
+    # ... values from 0 to about 26, the range the micro_speech example's int8 input covers
+    assert 0.0 <= micro(x, MICRO).numpy().min() and micro(x, MICRO).numpy().max() < 30.0
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"window_size_ms": 30.5}, "whole milliseconds"),
+    ({"window_stride_ms": 12.5}, "whole milliseconds"),
+    ({"sample_rate": 8000}, "above 15000 Hz, not 8000"),
+    ({"feature_mean": (0.0,) * 40, "feature_scale": (1.0,) * 40}, "not normalised per bin"),
+])
+def test_micro_refuses_what_the_device_front_end_cannot_do(change, match):
+    with pytest.raises(ValueError, match=match):
+        FeatureSettings(preprocess="micro", **change)
+
+
+def test_micro_trains_in_the_tf_data_pipeline_outside_xla():
+    from kwlesson.pipeline import _front_end  # reaches in: the compiled front end itself
+
+    front = _front_end(MICRO, SR, 0, False)
+    clips = (tone_burst()[None] * 32767).astype(np.int16)
+    zeros = tf.zeros([1], tf.int32)
+    out = front(tf.constant(clips), zeros, zeros, tf.zeros([1]), tf.zeros([SR]))
+    np.testing.assert_allclose(out.numpy()[0], micro(clips[0] / 32768.0, MICRO).numpy(),
+                               atol=1e-6)
