@@ -67,6 +67,7 @@ from kwlesson.android import (
     app_model,
 )
 from kwlesson.features import FeatureSettings, compute_features
+from kwlesson.micro_speech import DROPIN_DIR, c_bytes, dropin_files, dropin_problem, example_labels
 from kwlesson.quantization import Int8Files, audio_fn, convert, frozen_logits, int8_files
 from kwlesson.runtime import TFLiteModel, tflite_tensors
 
@@ -270,9 +271,6 @@ extern const unsigned int {MICRO_ARRAY}_len;
 
 #endif  // {guard}
 """
-    rows = []
-    for i in range(0, len(model), 12):
-        rows.append("  " + ", ".join(f"0x{b:02x}" for b in model[i:i + 12]) + ",")
     # json.dumps gives a C-compatible quoted string for printable labels.
     label_list = ", ".join(json.dumps(label) for label in labels)
     source = f"""\
@@ -283,7 +281,7 @@ const char* const kLabels[kLabelCount] = {{{label_list}}};
 
 // TensorFlow Lite Micro reads the flatbuffer in place: keep it 16-byte aligned.
 alignas(16) const unsigned char {MICRO_ARRAY}[] = {{
-{chr(10).join(rows)}
+{c_bytes(model)}
 }};
 const unsigned int {MICRO_ARRAY}_len = {len(model)};
 """
@@ -382,8 +380,9 @@ def _replace_into(tmp: Path, out: Path) -> None:
     for name in (FLOAT_TFLITE, INT8_TFLITE, MICRO_TFLITE, MICRO_SOURCE, MICRO_HEADER):
         if not (tmp / name).exists():
             (out / name).unlink(missing_ok=True)
-    if not (tmp / APP_DIR).exists():
-        shutil.rmtree(out / APP_DIR, ignore_errors=True)
+    for folder in (APP_DIR, DROPIN_DIR):
+        if not (tmp / folder).exists():
+            shutil.rmtree(out / folder, ignore_errors=True)
     for entry in tmp.iterdir():
         target = out / entry.name
         if target.is_dir() and not target.is_symlink():
@@ -499,6 +498,9 @@ def freeze(
         if app_problem is None:
             step("the TF Speech app's model")
             files[APP_DIR] = _write_app_files(tmp / APP_DIR, model, settings, labels)
+        dropin = _dropin(tmp, model, settings, labels, calib, trained, step)
+        if dropin.get("written"):
+            files[DROPIN_DIR] = tmp / DROPIN_DIR
         tensors = {name: tflite_tensors(blob) for name, blob in blobs.items()}
         if int8 is not None:
             note = f"From {trained.checkpoint_path} (step {trained.step})."
@@ -509,6 +511,7 @@ def freeze(
         card_files = _card_files(settings, labels, blobs, tensors, files, int8)
         card = _model_card(trained, card_files, int8, agreement, calib, data)
         card["android_app"] = _app_card(tmp, app_problem)
+        card["micro_speech"] = dropin
         files[MODEL_CARD] = _write(tmp / MODEL_CARD, json.dumps(card, indent=2) + "\n")
         sizes = {name: card_files[name]["bytes"] for name in card_files}
         sizes[MODEL_CARD] = _file_size(tmp / MODEL_CARD)
@@ -569,6 +572,38 @@ def _write_app_files(folder: Path, model: Any, settings: FeatureSettings,
     _write(folder / APP_MODEL, app_model(model, settings))
     _write(folder / APP_LABELS, "\n".join(labels) + "\n")
     return folder
+
+
+def _dropin(tmp: Path, model: Any, settings: FeatureSettings, labels: Sequence[str],
+            calib: np.ndarray | None, trained: Any, step: Any) -> dict[str, Any]:
+    """Write the micro_speech example's files where the model can replace its model; the
+    model card's ``micro_speech`` entry either way."""
+    if settings.preprocess != "micro":
+        return {"written": False, "why": dropin_problem(settings, labels)}
+    if calib is None:
+        return {"written": False, "why": "no int8 files were made (quantize=False)"}
+    problem = dropin_problem(settings, labels)
+    if problem is None:
+        step("the micro_speech example's model")
+        try:
+            made = dropin_files(model, settings, labels, compute_features(calib, settings).numpy(),
+                                f"from {trained.checkpoint_path} (step {trained.step})")
+        except ValueError as err:
+            problem = str(err).split(": ", 1)[1]
+    if problem is not None:
+        return {"written": False, "why": problem}
+    for name, content in made.files.items():
+        (tmp / DROPIN_DIR / name).parent.mkdir(parents=True, exist_ok=True)
+        _write(tmp / DROPIN_DIR / name, content)
+    return {
+        "written": True, "folder": DROPIN_DIR, "files": sorted(made.files),
+        "how": f"{DROPIN_DIR}/README.txt says which file replaces which in tflite-micro's "
+               "micro_speech example and in its Arduino twin",
+        "model_bytes": len(made.model), "operators": made.ops,
+        "labels": example_labels(labels),
+        "input": "int8 [1, 1960]: 49 x 40 front-end values f, each (f * 256 + 333) / 666 - 128",
+        "tensors": tflite_tensors(made.model),
+    }
 
 
 def _app_card(tmp: Path, problem: str | None) -> dict[str, Any]:
@@ -645,6 +680,9 @@ def _card_files(settings: FeatureSettings, labels: Sequence[str], blobs: dict[st
     if APP_DIR in files:
         card_files[APP_DIR] = {"format": f"the TF Speech app's assets: {APP_MODEL} (float32, "
                                           f"two inputs) and {APP_LABELS}; see android_app"}
+    if DROPIN_DIR in files:
+        card_files[DROPIN_DIR] = {"format": "files that replace the model of TensorFlow Lite "
+                                            "Micro's micro_speech example; see micro_speech"}
     for name, path in files.items():
         card_files[name]["bytes"] = _file_size(path)
     return card_files

@@ -31,7 +31,8 @@ QUICK_RECIPE: dict[str, Any] = {
 #: Named recipes: ``kwlesson train --recipe NAME`` (flags given on the command line win).
 #: ``quick`` is :data:`QUICK_RECIPE`; ``real_speech`` is the best recipe measured for the real
 #: Speech Commands (benchmarks/bench_real_speech.py, its ``best``: ds_cnn, 1,500 steps, louder
-#: background noise; see benchmarks/RESULTS.md for its accuracy on speakers it never heard).
+#: background noise; see benchmarks/RESULTS.md for its accuracy on speakers it never heard);
+#: ``micro_speech`` the yes/no model for TensorFlow Lite Micro's micro_speech example.
 RECIPES: dict[str, dict[str, Any]] = {
     "quick": QUICK_RECIPE,
     "real_speech": {
@@ -41,6 +42,26 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer": "adam",
         "background_volume": 0.3,
         "eval_step_interval": 250,
+    },
+    # micro_speech: the TinyML course's model for a microcontroller, "yes" and "no" (4 labels,
+    # as TensorFlow Lite Micro's micro_speech example) on its own front end, with the course's
+    # 25% silence and 25% unknown; its int8 model drops into the example (export's
+    # micro_speech/ folder). Steps and optimizer as the quick recipe.
+    "micro_speech": {
+        "wanted_words": "yes,no",
+        "model_architecture": "tiny_conv",
+        "preprocess": "micro",
+        "window_size_ms": 30.0,
+        "window_stride_ms": 20.0,
+        "feature_bin_count": 40,
+        "silence_percentage": 25.0,
+        "unknown_percentage": 25.0,
+        "how_many_training_steps": "1100,400",
+        "learning_rate": "0.005,0.001",
+        "optimizer": "adam",
+        "background_volume": 0.3,
+        "eval_step_interval": 500,
+        "save_step_interval": 500,
     },
 }
 

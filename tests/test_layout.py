@@ -31,6 +31,7 @@ LAYERS = [
     "runtime",
     "quantization",
     "android",
+    "micro_speech",
     "export",
     "verify",
     "label_wav",
