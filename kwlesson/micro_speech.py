@@ -42,7 +42,7 @@ from kwlesson.features import FeatureSettings
 from kwlesson.quantization import MICRO_FEATURES_RANGE, convert, frozen_logits
 
 __all__ = ["DROPIN_DIR", "EXAMPLE_FEATURES", "EXAMPLE_OPS", "DropIn", "c_bytes",
-           "device_features_int8", "dropin_files", "dropin_problem", "example_labels"]
+           "device_features_int8", "device_inputs", "dropin_files", "dropin_problem", "example_labels"]
 
 #: The export's folder for these files.
 DROPIN_DIR = "micro_speech"
@@ -78,6 +78,30 @@ def device_features_int8(front_end_values: np.ndarray) -> np.ndarray:
     """
     f = np.asarray(front_end_values, np.int64)
     return np.clip((f * 256 + 333) // 666 - 128, -128, 127).astype(np.int8)
+
+
+def device_inputs(clips: np.ndarray, settings: FeatureSettings = EXAMPLE_FEATURES
+                  ) -> np.ndarray:
+    """What the example's model gets for float clips [n, samples]: 16-bit samples through the
+    front end (its integer output, as the C code has it), :func:`device_features_int8`,
+    flattened: int8 [n, frames * bins].
+
+    >>> device_inputs(np.zeros([2, 16000], np.float32)).shape  # doctest: +SKIP
+    (2, 1960)
+    """
+    from tensorflow.lite.experimental.microfrontend.python.ops import (
+        audio_microfrontend_op as op,
+    )
+
+    from kwlesson.features import MICRO_FRONT_END
+
+    pcm = np.clip(np.round(np.asarray(clips) * 32768), -32768, 32767).astype(np.int16)
+    rows = [op.audio_microfrontend(tf.constant(clip), sample_rate=settings.sample_rate,
+                                   window_size=int(settings.window_size_ms),
+                                   window_step=int(settings.window_stride_ms),
+                                   num_channels=settings.feature_bin_count,
+                                   **MICRO_FRONT_END).numpy() for clip in pcm]
+    return device_features_int8(np.stack(rows)).reshape(len(rows), -1)
 
 
 def dropin_problem(settings: FeatureSettings, labels: Sequence[str]) -> str | None:

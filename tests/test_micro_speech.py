@@ -112,11 +112,12 @@ def test_the_example_fed_as_on_the_device_agrees_with_keras(micro_run):
                                            strict=True))
     assert len(x) >= 40
     # On the device: 16-bit samples, the front end's integers, the example's int8 formula.
-    pcm = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
+    q = micro_speech.device_inputs(x)
+    pcm = np.clip(np.round(x[:3] * 32768), -32768, 32767).astype(np.int16)
     raw = np.stack([op.audio_microfrontend(tf.constant(c), sample_rate=16000, window_size=30,
                                            window_step=20, num_channels=40).numpy()
-                    for c in pcm])
-    q = micro_speech.device_features_int8(raw).reshape(len(x), -1)
+                    for c in pcm])  # the op's defaults are the example's settings
+    np.testing.assert_array_equal(q[:3], micro_speech.device_features_int8(raw).reshape(3, -1))
     tflite = (out / micro_speech.DROPIN_DIR / "tflite-micro/models"
               / micro_speech.TFLM_MODEL).read_bytes()
     device = run_micro(tflite, q).argmax(-1)
