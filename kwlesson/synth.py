@@ -704,7 +704,14 @@ def _settings(words: list[str], speakers: int, seed: int, ingredients: frozenset
             "ingredients": sorted(ingredients)}
 
 
+#: Folders announced in this process: a lesson that asks for the dataset six times says so once.
+_ANNOUNCED: set[Path] = set()
+
+
 def _announce(out: Path, settings: dict) -> None:
+    if out in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(out)
     n_words, n_speakers = len(settings["words"]), settings["speakers"]
     print(f"Offline dataset: {n_words} words x {n_speakers} speakers "
           f"({n_words * n_speakers} clips) at {out}")
