@@ -286,7 +286,7 @@ extern const char* kCategoryLabels[kCategoryCount];
 const char* kCategoryLabels[kCategoryCount] = {{{names}}};
 """
     readme = f"""This model replaces the one in TensorFlow Lite Micro's micro_speech example.
-{note}
+
 Labels, in output order: {", ".join(example_labels(labels))}
 Input: int8 [1, {frames * bins}] ({frames} frames x {bins} channels of TensorFlow Lite Micro's
 audio front end, {int(settings.window_size_ms)} ms windows every {int(settings.window_stride_ms)} ms at {settings.sample_rate} Hz), each value f as
@@ -303,7 +303,7 @@ tensorflow/lite/micro/examples/micro_speech/:
 Arduino (github.com/tensorflow/tflite-micro-arduino-examples), in examples/micro_speech/:
   micro_features_model.cpp / .h                          <- arduino/
   micro_features_micro_model_settings.cpp / .h           <- arduino/
-"""
+""" + (f"\nMade {note}\n" if note else "")
     return {
         "README.txt": readme,
         f"tflite-micro/models/{TFLM_MODEL}": tflite,
