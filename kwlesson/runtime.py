@@ -101,12 +101,21 @@ def litert_interpreter(model: str | os.PathLike | bytes, num_threads: int | None
     if not delegate:
         kwargs["experimental_op_resolver_type"] = \
             OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    if isinstance(model, (bytes, bytearray)):
-        interp = Interpreter(model_content=bytes(model), **kwargs)
-    else:
-        interp = Interpreter(model_path=os.fspath(model), **kwargs)
-    interp.allocate_tensors()
+    global _DELEGATE_ANNOUNCED
+    # LiteRT says "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process,
+    # from C++ on stderr (red in a notebook, and the only such line of the course): hold it back.
+    quiet = delegate and not _DELEGATE_ANNOUNCED
+    with native_stderr_kept_back() if quiet else contextlib.nullcontext():
+        if isinstance(model, (bytes, bytearray)):
+            interp = Interpreter(model_content=bytes(model), **kwargs)
+        else:
+            interp = Interpreter(model_path=os.fspath(model), **kwargs)
+        interp.allocate_tensors()
+    _DELEGATE_ANNOUNCED = _DELEGATE_ANNOUNCED or delegate
     return interp
+
+
+_DELEGATE_ANNOUNCED = False
 
 
 def scale_and_zero(detail: dict) -> tuple[float, int]:

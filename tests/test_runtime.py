@@ -128,3 +128,19 @@ def test_a_model_without_a_batch_axis_runs_one_clip_at_a_time(tmp_path):
     out = model.run_batch(x)
     assert out.shape == (3, 2)
     np.testing.assert_allclose(out[1], model(x[1]), atol=1e-6)
+
+
+def test_litert_says_nothing_on_stderr_when_it_creates_its_delegate(exported):
+    # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per process
+    # from C++; a lesson showed it as a red stray line. A fresh process, so it is the first.
+    import subprocess
+    import sys
+
+    code = ("from kwlesson.runtime import litert_interpreter; import sys; "
+            f"litert_interpreter({str(exported / export.FLOAT_TFLITE)!r}); "
+            "from ai_edge_litert.interpreter import Interpreter; "
+            f"Interpreter(model_path={str(exported / export.FLOAT_TFLITE)!r}).allocate_tensors()")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert run.returncode == 0, run.stderr
+    assert "XNNPACK" not in run.stderr, run.stderr
