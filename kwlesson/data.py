@@ -26,6 +26,7 @@ import os
 import random
 import re
 import statistics
+import textwrap
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -766,12 +767,23 @@ def format_info(report: dict, max_problems: int = 30) -> str:
     header = f"  {'word':<16}{'clips':>7}{'train':>7}{'valid':>7}{'test':>7}{'speakers':>10}" \
              f"{'min s':>7}{'max s':>7}"
     lines += [header, "  " + "-" * (len(header) - 2)]
+    fmt = (lambda v: f"{v:7.2f}" if v is not None else f"{'-':>7}")
+    rows: dict[str, list[str]] = {}  # a row's numbers -> the words that have them
     for word, w in report["words"].items():
         d = w["duration_s"]
-        fmt = (lambda v: f"{v:7.2f}" if v is not None else f"{'-':>7}")
-        lines.append(f"  {word:<16}{w['clips']:>7}{w['splits']['training']:>7}"
-                     f"{w['splits']['validation']:>7}{w['splits']['testing']:>7}"
-                     f"{w['speakers']:>10}{fmt(d['min'])}{fmt(d['max'])}")
+        numbers = (f"{w['clips']:>7}{w['splits']['training']:>7}{w['splits']['validation']:>7}"
+                   f"{w['splits']['testing']:>7}{w['speakers']:>10}{fmt(d['min'])}"
+                   f"{fmt(d['max'])}")
+        rows.setdefault(numbers, []).append(word)
+    for numbers, words in rows.items():
+        if len(words) < 3:
+            lines += [f"  {word:<16}{numbers}" for word in words]
+            continue
+        # A synthetic dataset has the same numbers for every word: one row, not 35 alike.
+        lines.append(f"  {f'each of {len(words)}':<16}{numbers}")
+        lines += textwrap.wrap(", ".join(words), width=len(header) - 2,
+                               initial_indent="    (", subsequent_indent="     ")
+        lines[-1] += ")"
     s = report["splits"]
     lines.append(f"  {'total':<16}{report['clips']:>7}{s['training']:>7}{s['validation']:>7}"
                  f"{s['testing']:>7}")

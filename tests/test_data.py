@@ -373,6 +373,26 @@ def test_info_and_format_info(corpus):
     assert "yes" in text and "80" in text and "problems: none" in text
 
 
+def test_format_info_gives_words_with_the_same_numbers_one_row():
+    def word(clips, train):
+        return {"clips": clips, "speakers": 5, "duration_s": {"min": 1.0, "max": 1.0},
+                "splits": {"training": train, "validation": 1, "testing": 1}}
+
+    words = {"a": word(10, 8), "b": word(10, 8), "c": word(10, 8), "d": word(9, 7),
+             "e": word(6, 4), "f": word(6, 4)}
+    report = {"data_dir": "x", "clips": 51, "words": words, "speakers": 5,
+              "duration_s": {"total": 51.0}, "validation_percentage": 10,
+              "testing_percentage": 10, "splits": {"training": 39, "validation": 6,
+                                                   "testing": 6},
+              "sample_rates": {}, "background": [], "problems": []}
+    rows = D.format_info(report).splitlines()
+    assert any(r.startswith("  each of 3 ") and r.split()[3:5] == ["10", "8"] for r in rows)
+    assert "    (a, b, c)" in rows
+    # two alike stay two rows; a word of its own keeps its row
+    assert sum(r.split()[:1] in (["e"], ["f"]) for r in rows) == 2
+    assert any(r.split()[:3] == ["d", "9", "7"] for r in rows)
+
+
 # ------------------------------------------------------------------------------ the real dev set
 
 def _dev_set() -> Path:
