@@ -61,8 +61,10 @@ class Evaluation:
         d["confusion"] = np.asarray(self.confusion).astype(int).tolist()
         return d
 
-    def format(self, pairs: int = 5) -> str:
+    def format(self, pairs: int = 5, paths: bool = True) -> str:
         """A short text report: accuracy, per-label table, most confused pairs, the matrix.
+        ``paths=False`` names the checkpoint and the data without their folders (for a lesson,
+        where a cache path says nothing to the reader).
 
         >>> print(confusion_metrics(np.array([[3, 1], [0, 4]]), ["a", "b"]).format())
         Accuracy 87.5% (N=8)
@@ -75,8 +77,12 @@ class Evaluation:
          [0 4]]
         """
         pct = lambda v: "-" if v is None else f"{v * 100:.1f}%"  # noqa: E731
-        where = f" on {self.source}" if self.source else ""
-        model = f"{self.checkpoint}{where}: " if self.checkpoint else ""
+        source, checkpoint = self.source, self.checkpoint
+        if not paths:
+            source = source.split(" of ")[0] if " of " in source else Path(source).name
+            checkpoint = Path(checkpoint).name
+        where = f" on the {source}" if not paths and source else f" on {source}" if source else ""
+        model = f"{checkpoint}{where}: " if checkpoint else ""
         lines = [f"{model}Accuracy {self.accuracy * 100:.1f}% (N={self.n})"]
         width = max(9, *(len(lab) for lab in self.labels))
         lines.append(f"{'label':<{width}} {'precision':>10} {'recall':>8} {'n':>6}")

@@ -124,7 +124,9 @@ class TextProgress(TrainingObserver):
     def on_eval(self, step: int, accuracy: float, confusion: np.ndarray,
                 labels: list[str]) -> None:
         if self.show_confusion:
-            self._print("Confusion Matrix:\n " + format_confusion(confusion))
+            # The seed prints a bare "Confusion Matrix:"; say which clips and which way round.
+            self._print(f"Confusion Matrix (validation, step {step}; rows truth, columns "
+                        "prediction):\n " + format_confusion(confusion))
         self._print(validation_line(step, accuracy, int(confusion.sum())))
 
     def on_checkpoint(self, step: int, path: str) -> None:
@@ -132,7 +134,8 @@ class TextProgress(TrainingObserver):
 
     def on_test(self, accuracy: float, confusion: np.ndarray, labels: list[str]) -> None:
         if self.show_confusion:
-            self._print("Confusion Matrix:\n " + format_confusion(confusion))
+            self._print("Confusion Matrix (testing, the final check; rows truth, columns "
+                        "prediction):\n " + format_confusion(confusion))
         self._print(test_line(accuracy, int(confusion.sum())))
 
 

@@ -41,6 +41,19 @@ def test_confusion_metrics_undefined_values_are_none():
         confusion_metrics(np.zeros((2, 2)), ["a", "b", "c"])
 
 
+def test_format_without_paths_names_the_checkpoint_and_split_only():
+    ev = confusion_metrics(np.array([[4, 0], [1, 3]]), ["a", "b"],
+                           source="validation split of /home/you/.cache/data/92cf",
+                           checkpoint="/home/you/.cache/run/train/tc_resnet.ckpt-1500")
+    assert ev.format().splitlines()[0].startswith(
+        "/home/you/.cache/run/train/tc_resnet.ckpt-1500 on validation split of /home/you/")
+    first = ev.format(paths=False).splitlines()[0]
+    assert first == "tc_resnet.ckpt-1500 on the validation split: Accuracy 87.5% (N=8)"
+    folder = confusion_metrics(np.eye(2, dtype=int), ["a", "b"], source="/data/real_clips",
+                               checkpoint="/x/conv.ckpt-4")
+    assert folder.format(paths=False).startswith("conv.ckpt-4 on the real_clips: ")
+
+
 def test_evaluate_split_matches_the_final_test_of_training(trained):
     result = trained
     ev = evaluate(result.checkpoint_path)

@@ -146,8 +146,11 @@ def test_full_run_logs_like_the_seed(full_run):
     assert re.search(r"^Final test accuracy = \d+\.\d% \(N=\d+\)$", text, re.MULTILINE)
     ckpt = Path(result.train_dir) / "tiny_conv.ckpt-10"
     assert f'Saving to "{ckpt}"' in lines
-    # The confusion matrix follows "Confusion Matrix:" as numpy prints it, 5 x 5 here.
-    i = lines.index("Confusion Matrix:")
+    # The confusion matrix follows the seed's "Confusion Matrix" line, which here says which
+    # clips it counts, as numpy prints it, 5 x 5 here.
+    i = lines.index("Confusion Matrix (validation, step 10; rows truth, columns prediction):")
+    assert ("Confusion Matrix (testing, the final check; rows truth, columns prediction):"
+            in lines)
     assert lines[i + 1].startswith(" [[") and lines[i + 5].endswith("]]")
 
 

@@ -250,7 +250,7 @@ def test_outside_a_notebook_the_dashboard_prints_text():
     lines = out.getvalue().splitlines()
     assert lines[0] == "Training tiny_conv on 12 labels, starting, 2 steps in all"
     assert lines[1].startswith("Step #1: rate 0.001000, accuracy 50.0%, cross entropy 2.5")
-    assert lines[2] == "Confusion Matrix:"
+    assert lines[2] == "Confusion Matrix (validation, step 1; rows truth, columns prediction):"
     assert "Step 1: Validation accuracy = 26.3% (N=3093)" in lines
     assert lines[-1] == 'Saving to "/tmp/x/tiny_conv.ckpt-1"'
     assert dash.renders == {"curves": 0, "confusion": 0}
