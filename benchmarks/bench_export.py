@@ -25,6 +25,15 @@ not the published Speech Commands figures.
     python benchmarks/bench_export.py                       # sizes and latency, untrained
     python benchmarks/bench_export.py --steps 400 --work /tmp/kwexport   # + accuracy
     python benchmarks/bench_export.py --latency_only --work /tmp/kwexport --runs 300
+
+``--checkpoint CKPT`` (``quick``: the course's quick model, as lesson 07 freezes it) instead
+freezes one checkpoint into ``--work``/app_export with ``--calibration_clips`` training clips
+(lesson 07's quick run: 100), and prints :func:`kwlesson.verify.verify`'s int8 line (int8 vs
+float accuracy and top-1 agreement, on validation and testing pooled where a split alone has
+under 600 clips) and the TF Speech app files (``android/`` float, ``android/int8/``) run as the
+app runs them on the validation and testing clips: accuracy and top-1 agreement with Keras.
+
+    python benchmarks/bench_export.py --checkpoint quick --calibration_clips 100 --work /tmp/kwapp
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import tensorflow as tf
 
-from kwlesson import export, models, quantization, runtime, verify
+from kwlesson import android, export, models, quantization, runtime, verify
 from kwlesson.config import shared_datasets_dir
 from kwlesson.features import FeatureSettings, compute_features
 
@@ -142,6 +151,42 @@ def timings(blob: bytes, runs: int) -> tuple[float, float]:
     return xnnpack, latency_ms(blob, runs, xnnpack=False)
 
 
+def app_files_report(args: argparse.Namespace, work: Path) -> None:
+    """``--checkpoint``: freeze it, then verify's int8 line and the app files against Keras."""
+    from kwlesson.runs import load_trained
+    from kwlesson.training import quick_model
+
+    ckpt = quick_model().checkpoint_path if args.checkpoint == "quick" else args.checkpoint
+    out = work / "app_export"
+    t0 = time.monotonic()
+    export.freeze(ckpt, out, calibration_clips=args.calibration_clips, stream=io.StringIO())
+    print(f"froze {ckpt} into {out} in {time.monotonic() - t0:.1f} s "
+          f"({args.calibration_clips} calibration clips)")
+    report = verify.verify(out, split="validation")
+    print(verify.format_verification(report))
+    card = export.load_model_card(out)
+    print("android_app.int8:", {k: v for k, v in card["android_app"]["int8"].items()
+                                if k != "tensors"})
+    trained = load_trained(ckpt)
+    data = export.run_data(trained.config)
+    print("\n| app file | split | clips | Keras % | app file % | drop (points) | "
+          "top-1 = Keras % |\n|---|---|---:|---:|---:|---:|---:|")
+    for split in verify.HELD_OUT:
+        clips, truth = data.arrays(split)
+        keras = quantization.keras_logits(
+            trained.model, compute_features(clips, trained.settings).numpy()).argmax(-1)
+        for name, folder in (("float", out / android.APP_DIR),
+                             ("int8", out / android.APP_DIR / android.APP_INT8_DIR)):
+            if not (folder / android.APP_MODEL).is_file():
+                print(f"| {name} | {split} | not written | | | | |")
+                continue
+            app = android.run_like_the_app((folder / android.APP_MODEL).read_bytes(),
+                                           clips).argmax(-1)
+            k, a = 100 * np.mean(keras == truth), 100 * np.mean(app == truth)
+            print(f"| {name} | {split} | {len(clips)} | {k:.2f} | {a:.2f} | {k - a:.2f} | "
+                  f"{100 * np.mean(app == keras):.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--architectures", default=",".join(models.ARCHITECTURES))
@@ -162,6 +207,12 @@ def main() -> None:
     parser.add_argument("--latency_only", action="store_true",
                         help="only re-time the .tflite files an earlier run left in --work "
                              "(<arch>_export folders; untrained files where there are none)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="freeze this checkpoint ('quick': the course's quick model) and "
+                             "report verify's int8 line and the TF Speech app files instead")
+    parser.add_argument("--calibration_clips", type=int,
+                        default=export.DEFAULT_CALIBRATION_CLIPS,
+                        help="with --checkpoint: training clips to calibrate int8 on")
     args = parser.parse_args()
     if args.runs < 100:
         parser.error("--runs must be at least 100")
@@ -182,6 +233,11 @@ def main() -> None:
           f"TensorFlow {tf.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"uptime before: {uptime.strip()}")
     print(f"command: python benchmarks/bench_export.py {' '.join(sys.argv[1:])}  (work: {work})")
+    if args.checkpoint:
+        app_files_report(args, work)
+        uptime = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+        print(f"uptime after: {uptime.strip()}")
+        return
     print(f"features {settings.preprocess} {settings.shape[0]}x{settings.shape[1]}, "
           f"{labels} labels; latency: LiteRT, 1 thread, median of {args.runs} invocations "
           "per 1 s clip, as 'XNNPACK (LiteRT's default) / built-in kernels'")

@@ -13,6 +13,11 @@ with the very feature front end it was trained with inside.
 The input order is part of the contract: the TFLite converter puts the int32 rate first, and the
 app's ``resizeInput(0, [16000, 1])`` then fails. :func:`app_model` moves the audio to input 0.
 
+:func:`app_int8_model` makes the same file with the network in int8 (the network and ranges
+``model_int8.tflite`` uses, the feature front end and both inputs left float), for the app's
+``int8/`` folder (``APP_INT8_DIR``): the app loads fixed names, so the two variants live in two
+folders and you copy the two files of one of them.
+
 Introduced in notebook 07.
 
 >>> tflite = app_model(trained.model, trained.settings)  # doctest: +SKIP
@@ -22,21 +27,32 @@ Introduced in notebook 07.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from kwlesson.features import FeatureSettings, compute_features
-from kwlesson.quantization import FRONT_END_SCOPE, convert, frozen_logits
+from kwlesson.quantization import (
+    FRONT_END_SCOPE,
+    Int8Body,
+    convert,
+    frozen_logits,
+    keras_logits,
+)
+from kwlesson.runtime import litert_interpreter, tflite_tensors
 
-__all__ = ["APP_CLIP_SAMPLES", "APP_DIR", "APP_LABELS", "APP_MODEL", "APP_RECOGNIZE",
-           "APP_SAMPLE_RATE", "app_contract_problem", "app_function", "app_model",
-           "audio_input_first", "run_like_the_app", "speech_activity_constants"]
+__all__ = ["APP_CLIP_SAMPLES", "APP_DIR", "APP_INT8_DIR", "APP_LABELS", "APP_MODEL",
+           "APP_RECOGNIZE", "APP_SAMPLE_RATE", "app_contract_problem", "app_file_problem",
+           "app_function", "app_int8_model", "app_model", "audio_input_first",
+           "run_like_the_app", "speech_activity_constants", "write_app_int8_files"]
 
 #: The folder of an export that holds the app's two files (copy them to app/src/main/assets/).
 APP_DIR = "android"
+#: The folder inside APP_DIR with the same two files, the network in int8 (copy these instead).
+APP_INT8_DIR = "int8"
 APP_MODEL = "conv_actions_frozen.tflite"
 APP_LABELS = "conv_actions_labels.txt"
 #: SpeechActivity.java's SAMPLE_RATE, and its SAMPLE_DURATION_MS (1000) in samples.
@@ -106,13 +122,89 @@ def app_model(model: Any, settings: FeatureSettings) -> bytes:
     return audio_input_first(convert(app_function(frozen_logits(model), settings), "float"))
 
 
+def app_int8_model(model: Any, body: Int8Body, settings: FeatureSettings, calib: np.ndarray,
+                   check: np.ndarray, rule: str = "per_tensor",
+                   report: dict[str, Any] | None = None) -> bytes:
+    """``conv_actions_frozen.tflite`` with an int8 network: the app's contract (float audio and
+    int32 rate in, in that order, float scores out) around ``body``, the network
+    ``quantization.int8_files`` kept for ``model_int8.tflite`` (``Int8Files.body``), with the
+    feature front end (and ``body.prepare``) in float as there. ``calib``: training clips
+    (float audio [n, samples]) for the ranges; ``check``: other training clips on which the
+    ranges ``rule`` picks (see ``quantization.convert``) should give the Keras ``model``'s
+    probabilities, the file run as the app runs it; ``report`` gets the choices. Raises
+    ValueError when the app cannot feed the model, RuntimeError when conversion fails or the
+    file does not keep the contract (see :func:`app_file_problem`)."""
+    problem = app_contract_problem(settings)
+    if problem:
+        raise ValueError(f"the TF Speech app cannot feed this model: {problem}")
+    fn = app_function(body.logits, settings, prepare=body.prepare)
+    # Calibration feeds the inputs in the converter's order (the rate first in TF 2.21).
+    dtypes = [d["dtype"] for d in litert_interpreter(convert(fn, "float")).get_input_details()]
+    rate = np.array([settings.sample_rate], np.int32)
+
+    def representative() -> Any:
+        for clip in calib:
+            yield [clip[:, None] if dtype == np.float32 else rate for dtype in dtypes]
+
+    float_probs = tf.nn.softmax(keras_logits(model, compute_features(check, settings).numpy()))
+    # Each candidate is judged as the app runs it (TFLiteModel takes one input only).
+    scored = (lambda candidate: run_like_the_app(audio_input_first(candidate), check),
+              float_probs.numpy())
+    tflite = audio_input_first(convert(fn, "int8", representative, rule, scored, report))
+    problem = app_file_problem(tflite, settings, int(float_probs.shape[-1]))
+    if problem:
+        raise RuntimeError(f"the int8 app file does not keep the app's contract: {problem}")
+    return tflite
+
+
+def app_file_problem(tflite: bytes, settings: FeatureSettings, labels: int) -> str | None:
+    """What of the app's contract a ``conv_actions_frozen.tflite`` breaks (None: nothing): its
+    inputs' order, shapes and types, its output, and silence at another rate than the model's."""
+    interp = litert_interpreter(tflite)
+    got = [(list(d["shape"]), np.dtype(d["dtype"]).name) for d in interp.get_input_details()]
+    want = [([settings.desired_samples, 1], "float32"), ([1], "int32")]
+    if got != want:
+        return f"inputs {got}, where the app feeds {want}"
+    out = [(list(d["shape"]), np.dtype(d["dtype"]).name) for d in interp.get_output_details()]
+    if out[:1] != [([1, labels], "float32")]:
+        return f"output 0 is {out[:1]}, where the app reads ([1, {labels}], 'float32')"
+    clip = np.full([1, settings.desired_samples], 0.1, np.float32)
+    if run_like_the_app(tflite, clip, rate=settings.sample_rate // 2).any():
+        return "its scores at another rate than the model's are not 0 (the rate is ignored)"
+    return None
+
+
+def write_app_int8_files(folder: Path, labels: Sequence[str], model: Any, body: Int8Body,
+                         settings: FeatureSettings, calib: np.ndarray, check: np.ndarray,
+                         rule: str = "per_tensor") -> dict[str, Any]:
+    """Write :func:`app_int8_model` and the labels into ``folder``; returns the model card's
+    ``android_app.int8`` entry. A model whose int8 file cannot keep the contract gets no
+    folder and an entry saying why (freeze goes on: the float app files still serve)."""
+    report: dict[str, Any] = {}
+    try:
+        tflite = app_int8_model(model, body, settings, calib, check, rule, report)
+    except (RuntimeError, ValueError) as err:
+        return {"written": False, "why": str(err).splitlines()[0]}
+    folder.mkdir(parents=True)
+    (folder / APP_MODEL).write_bytes(tflite)
+    (folder / APP_LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
+    return {"written": True, "folder": f"{APP_DIR}/{APP_INT8_DIR}",
+            "files": [APP_MODEL, APP_LABELS],
+            # The app loads fixed names, so it takes one model at a time.
+            "copy_to": f"app/src/main/assets/, instead of the two files of {APP_DIR}/",
+            "what": "the same contract, the network in int8 (the network and range rule of "
+                    "model_int8.tflite; the feature front end, inputs and scores float)",
+            "ranges": report.get("ranges"),
+            "check_clips": report.get("check_clips"),
+            "check_top1_agreement_with_keras": report.get("check_top1_agreement"),
+            "tensors": tflite_tensors(tflite)}
+
+
 def run_like_the_app(tflite: bytes, clips: np.ndarray, rate: int = APP_SAMPLE_RATE
                      ) -> np.ndarray:
     """Scores [n, labels] for float clips [n, samples] in [-1, 1], fed as SpeechActivity.java
     feeds them: 16-bit samples divided by 32767 into input 0 resized to [samples, 1], the rate
     into input 1 resized to [1], output 0 read."""
-    from kwlesson.runtime import litert_interpreter
-
     interp = litert_interpreter(tflite)
     audio_in, rate_in = interp.get_input_details()[:2]
     samples = clips.shape[1]

@@ -60,11 +60,13 @@ import tensorflow as tf
 
 from kwlesson.android import (
     APP_DIR,
+    APP_INT8_DIR,
     APP_LABELS,
     APP_MODEL,
     APP_RECOGNIZE,
     app_contract_problem,
     app_model,
+    write_app_int8_files,
 )
 from kwlesson.features import FeatureSettings, compute_features
 from kwlesson.micro_speech import DROPIN_DIR, c_bytes, dropin_files, dropin_problem, example_labels
@@ -498,6 +500,11 @@ def freeze(
         if app_problem is None:
             step("the TF Speech app's model")
             files[APP_DIR] = _write_app_files(tmp / APP_DIR, model, settings, labels)
+        app_int8 = {"written": False, "why": app_problem or "frozen with quantize=False"}
+        if app_problem is None and int8 is not None:
+            step("the TF Speech app's int8 model")
+            app_int8 = write_app_int8_files(tmp / APP_DIR / APP_INT8_DIR, labels, model,
+                                            int8.body, settings, calib, check, int8.rule)
         dropin = _dropin(tmp, model, settings, labels, calib, trained, step)
         if dropin.get("written"):
             files[DROPIN_DIR] = tmp / DROPIN_DIR
@@ -510,7 +517,7 @@ def freeze(
             files[MICRO_HEADER] = _write(tmp / MICRO_HEADER, h)
         card_files = _card_files(settings, labels, blobs, tensors, files, int8)
         card = _model_card(trained, card_files, int8, agreement, calib, data)
-        card["android_app"] = _app_card(tmp, app_problem)
+        card["android_app"] = {**_app_card(tmp, app_problem), "int8": app_int8}
         card["micro_speech"] = dropin
         files[MODEL_CARD] = _write(tmp / MODEL_CARD, json.dumps(card, indent=2) + "\n")
         sizes = {name: card_files[name]["bytes"] for name in card_files}
@@ -678,8 +685,13 @@ def _card_files(settings: FeatureSettings, labels: Sequence[str], blobs: dict[st
                                                            if settings.normalized else [])}
     card_files[LABELS_FILE] = {"format": "text, one label per line, in output order"}
     if APP_DIR in files:
+        inside = sorted(p.relative_to(files[APP_DIR]).as_posix()
+                        for p in files[APP_DIR].rglob("*") if p.is_file())
         card_files[APP_DIR] = {"format": f"the TF Speech app's assets: {APP_MODEL} (float32, "
-                                          f"two inputs) and {APP_LABELS}; see android_app"}
+                                          f"two inputs) and {APP_LABELS}; {APP_INT8_DIR}/: the "
+                                          "same two files with an int8 network, where it keeps "
+                                          "the app's contract; see android_app",
+                               "files": inside}
     if DROPIN_DIR in files:
         card_files[DROPIN_DIR] = {"format": "files that replace the model of TensorFlow Lite "
                                             "Micro's micro_speech example; see micro_speech"}

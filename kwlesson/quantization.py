@@ -467,14 +467,17 @@ def convert(concrete_fn: Any, kind: str,
     ``kind``: ``"float"`` (float32 throughout), ``"int8"`` (int8 weights and activations in the
     network, float input and output, and the feature front end left in float) or ``"micro"``
     (int8 only, int8 input and output: what TensorFlow Lite Micro runs). ``representative``
-    yields ``[input]`` lists for calibration (needed for int8 and micro).
+    yields ``[input]`` lists for calibration (needed for int8 and micro): for a function of
+    several inputs (the TF Speech app's audio and rate), one array each, in the converter's
+    order.
 
     ``calibration`` sets each activation's int8 range from the representative clips:
     ``"average"`` (default) averages each clip's own minimum and maximum; ``"minmax"`` (the
     converter's own rule) takes the extremes over all clips; ``"per_tensor"`` picks one of the
     two for each tensor, keeping a change only when the int8 model's probabilities then come
     closer to ``check``'s (``check = (inputs, probabilities)``: other training clips and the
-    float model's probabilities on them; closeness is the mean L1 distance between the
+    float model's probabilities on them; ``inputs`` may be a function running a candidate
+    ``.tflite`` on them instead, for several inputs; closeness is the mean L1 distance between the
     probability vectors; up to two passes over the tensors, starting from the better of the two
     uniform rules). The distance, not top-1 agreement, because the model knows its training
     clips too well: agreement on them is ~99% either way, while the distance ranks range rules
@@ -544,7 +547,8 @@ def convert(concrete_fn: Any, kind: str,
             """(-distance, agreement) on the check clips: higher is better."""
             if model is None or check is None:
                 return (-np.inf, -1.0)
-            probs = TFLiteModel(model)(check[0])
+            # A callable runs a model TFLiteModel cannot feed (the app file's two inputs).
+            probs = check[0](model) if callable(check[0]) else TFLiteModel(model)(check[0])
             return (-float(np.mean(np.abs(probs - check[1]).sum(-1))),
                     float(np.mean(probs.argmax(-1) == check[1].argmax(-1))))
 
@@ -628,7 +632,8 @@ def averaged_ranges(calibrated: bytes,
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     interp = litert_interpreter(calibrated, delegate=False, preserve_all_tensors=True)
-    inputs = [d["index"] for d in interp.get_input_details()]
+    # (index, dtype) in the converter's order, the order of each representative sample.
+    inputs = [(d["index"], d["dtype"]) for d in interp.get_input_details()]
     tensors = model.subgraphs[0].tensors
     # The features (the graph's input, or the float front end's output) keep their full
     # range: their extremes are real values, not outliers (every clip with digital silence
@@ -673,8 +678,8 @@ def averaged_ranges(calibrated: bytes,
     highs: dict[int, list[float]] = {i: [] for i in ranged}
     seconds: dict[int, list[float]] = {i: [] for i in scores}
     for sample in representative():
-        for index, value in zip(inputs, sample):
-            interp.set_tensor(index, np.asarray(value, np.float32))
+        for (index, dtype), value in zip(inputs, sample):  # dtype: an int32 rate stays int32
+            interp.set_tensor(index, np.asarray(value, dtype))
         interp.invoke()
         for i in ranged:
             value = interp.get_tensor(i)

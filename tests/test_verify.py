@@ -52,6 +52,43 @@ def test_verify_keeps_the_promises(exported, corpus):
 
 
 
+def test_the_int8_line_pools_small_held_out_splits(exported, corpus, monkeypatch):
+    # The tone corpus' splits are far under 600 clips: the line is judged on both, pooled.
+    report = verify.verify(exported, corpus, split="testing", micro=False)
+    both = verify.verify(exported, corpus, split="validation+testing", micro=False)
+    line = report["int8_line"]
+    assert line["split"] == "validation+testing" and line["clips"] == both["clips"]
+    assert line["pooled"]["testing"] == report["clips"]
+    assert sum(line["pooled"].values()) == line["clips"]
+    assert line["accuracy"] == {k: both["accuracy"][k] for k in ("float", "int8")}
+    assert line["int8_vs_float_agreement"] == both["agreement"]["int8_vs_float"]
+    assert report["checks"]["int8_within_1_point"] is line["within_1_point"]
+    assert both["int8_line"]["pooled"] is None and both["int8_line"]["clips"] == both["clips"]
+    text = verify.format_verification(report)
+    assert re.search(rf"int8 line on {line['clips']} clips of validation\+testing pooled "
+                     rf"\({line['pooled']['validation']} validation \+ {report['clips']} "
+                     r"testing: .*top-1 agreement .*%; only \d+ clips: p = ", text), text
+    # A random subset is for speed: no pooling; nor where both splits have enough clips.
+    quick = verify.verify(exported, corpus, split="testing", max_clips=10, micro=False)
+    assert (quick["int8_line"]["split"], quick["int8_line"]["clips"]) == ("testing", 10)
+    monkeypatch.setattr(verify, "MIN_INT8_LINE_CLIPS", 10)
+    alone = verify.verify(exported, corpus, split="testing", micro=False)["int8_line"]
+    assert (alone["split"], alone["clips"], alone["pooled"]) == ("testing", report["clips"], None)
+
+
+def test_the_int8_line_judges_the_drop_on_its_clips():
+    truth = np.zeros(200, int)
+    float_preds, int8_preds = truth.copy(), truth.copy()
+    int8_preds[:2] = 1  # 2 of 200 lost: exactly 1 point
+    line = verify.int8_line(float_preds, int8_preds, truth, "validation+testing",
+                            {"validation": 120, "testing": 80})
+    assert line["within_1_point"] is True and line["drop"] == pytest.approx(1.0)
+    assert line["int8_vs_float_agreement"] == 0.99
+    assert line["flips"] == {"right_in_float_only": 2, "right_in_int8_only": 0, "p_value": 0.5}
+    int8_preds[2] = 1
+    assert verify.int8_line(float_preds, int8_preds, truth, "testing")["within_1_point"] is False
+
+
 def test_verify_measures_what_rounding_the_scores_alone_costs(exported, corpus, monkeypatch):
     report = verify.verify(exported, corpus, micro=False)
     step, zero = verify.score_quantization(exported / export.INT8_TFLITE)
