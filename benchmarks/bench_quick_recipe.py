@@ -12,6 +12,8 @@ process (its own peak memory), one at a time.
     python benchmarks/bench_quick_recipe.py --candidates ds_cnn_800 --seeds 1 2 3 --record
     python benchmarks/bench_quick_recipe.py --candidates current --seeds 59185 1 2 \
         --speakers 500 --stream
+    python benchmarks/bench_quick_recipe.py --candidates current_micro tiny_conv_micro \
+        tiny_conv_mfcc --seeds 59185 1 2 --speakers 500 --stream
 
 ``--stream`` also scores lesson 08's stream as the lesson makes it (180 s of offline test-split
 words over the offline noise, its RecognizeCommands settings: 500 ms, 0.7, 1500 ms, 3) and
@@ -85,6 +87,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                           "unknown_percentage": 25.0},
     "current_silence20": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
                           "silence_percentage": 20.0},
+    # The quick recipe on TensorFlow Lite Micro's front end (--preprocess micro: 30 ms windows
+    # every 20 ms, 40 channels, 49 x 40 as its MFCC), next to "current" (issue 17).
+    "current_micro": {**_TC_RESNET_S20, "how_many_training_steps": "1100,400",
+                      "preprocess": "micro"},
+    # The seed's microcontroller model (tiny_conv on 20 ms frames) with the quick recipe's
+    # steps, optimizer, rates and background volume, on each front end.
+    "tiny_conv_micro": {**_ADAM_DS_CNN, "model_architecture": "tiny_conv",
+                        "window_stride_ms": 20.0, "how_many_training_steps": "1100,400",
+                        "preprocess": "micro"},
+    "tiny_conv_mfcc": {**_ADAM_DS_CNN, "model_architecture": "tiny_conv",
+                       "window_stride_ms": 20.0, "how_many_training_steps": "1100,400",
+                       "preprocess": "mfcc"},
 }
 
 # Lesson 08's settings (its parameters cell) and the recordings it makes.
