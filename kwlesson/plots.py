@@ -35,6 +35,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "confusion_matrix",
     "figure_png",
+    "network_figure",
     "smooth",
     "spectrogram",
     "stream_figure",
@@ -393,6 +394,68 @@ def stream_figure(times_ms: Any, scores: np.ndarray, labels: Any, ground_truth: 
     ax.set_title(f"Scores over time ({what}); grey: ground truth; triangles: detections "
                  "(green correct, red wrong, purple false positive)", fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+#: What each kind of layer is drawn as: (colour, what it does, in a few words).
+_LAYER_KINDS = {
+    "Conv2D": ("#4c72b0", "convolution"), "DepthwiseConv2D": ("#4c72b0", "convolution"),
+    "Conv1D": ("#4c72b0", "convolution"), "Add": ("#8c8c8c", "add the shortcut"),
+    "GlobalAveragePooling2D": ("#55a868", "average over time"),
+    "MaxPooling2D": ("#55a868", "max pooling"), "AveragePooling2D": ("#55a868", "pooling"),
+    "Dense": ("#dd8452", "fully connected"), "SVDF": ("#4c72b0", "SVDF"),
+}
+
+
+def network_figure(model: Any, features: np.ndarray | None = None, *,
+                   fig: Figure | None = None) -> Figure:
+    """A Keras model as a column of boxes, input at the top: one box per layer that computes
+    (convolutions, shortcut additions, pooling, fully connected), with its output shape, then
+    the softmax; batch norm, ReLU, dropout and reshapes are left out of the boxes (the caption
+    says so). With ``features`` [frames, bins], the input spectrogram is drawn beside them.
+
+    >>> fig = network_figure(create_model("tiny_conv", (49, 40)))  # doctest: +SKIP
+    """
+    shown = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind not in _LAYER_KINDS:
+            continue
+        shape = " x ".join(str(d) for d in layer.output.shape[1:] if d != 1) or "1"
+        size = ""
+        if hasattr(layer, "kernel_size"):
+            size = " " + "x".join(str(k) for k in layer.kernel_size)
+            if any(s != 1 for s in getattr(layer, "strides", (1,))):
+                size += f", stride {'x'.join(str(k) for k in layer.strides)}"
+        shown.append((f"{layer.name}: {_LAYER_KINDS[kind][1]}{size} -> {shape}",
+                      _LAYER_KINDS[kind][0]))
+    labels = int(model.output.shape[-1])
+    shown.append((f"softmax -> {labels} probabilities, one per label", "#c44e52"))
+    rows = len(shown) + 1
+    fig = _new_figure(fig, (9.0, 0.42 * rows + 1.2))
+    if features is not None:
+        image_ax, ax = fig.subplots(1, 2, width_ratios=[1, 2.2])
+        image = np.asarray(features)
+        # MFCC coefficient 0 (loudness) dwarfs the others: colour by the range of the rest.
+        low, high = np.percentile(image[:, 1:] if image.shape[1] > 1 else image, [1, 99])
+        image_ax.imshow(image.T, origin="lower", aspect="auto", cmap="magma", vmin=low,
+                        vmax=high)
+        image_ax.set(title="input: one clip's features", xlabel="frame", ylabel="bin")
+    else:
+        ax = fig.subplots()
+    ax.set(xlim=(0, 1), ylim=(rows, 0))
+    ax.axis("off")
+    frames_bins = " x ".join(str(d) for d in model.input.shape[1:])
+    items = [(f"input: {frames_bins} features (frames x bins)", "#937860")] + shown
+    for i, (text, color) in enumerate(items):
+        ax.text(0.02, i + 0.5, text, va="center", ha="left", fontsize=9, color="white",
+                bbox={"boxstyle": "round,pad=0.35", "facecolor": color, "edgecolor": "none"})
+        if i:
+            ax.annotate("", xy=(0.01, i + 0.5), xytext=(0.01, i - 0.5),
+                        arrowprops={"arrowstyle": "->", "color": "0.4"})
+    ax.set_title(f"{model.name}: {sum(1 for _ in shown) - 1} layers that compute "
+                 "(batch norm, ReLU, dropout not drawn)", fontsize=10)
     fig.tight_layout()
     return fig
 
