@@ -36,6 +36,7 @@ __all__ = [
     "confusion_matrix",
     "figure_png",
     "network_figure",
+    "speech_systems_figure",
     "smooth",
     "spectrogram",
     "stream_figure",
@@ -456,6 +457,55 @@ def network_figure(model: Any, features: np.ndarray | None = None, *,
                         arrowprops={"arrowstyle": "->", "color": "0.4"})
     ax.set_title(f"{model.name}: {sum(1 for _ in shown) - 1} layers that compute "
                  "(batch norm, ReLU, dropout not drawn)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _box(ax: Any, x: float, y: float, text: str, color: str) -> None:
+    ax.text(x, y, text, ha="center", va="center", fontsize=8.5, color="white",
+            bbox={"boxstyle": "round,pad=0.4", "facecolor": color, "edgecolor": "none"})
+
+
+def _arrow(ax: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "0.35"})
+
+
+def speech_systems_figure(fig: Figure | None = None) -> Figure:
+    """Full speech recognition next to a keyword spotter, as two rows of boxes: audio ->
+    features -> acoustic model -> decoder (with the pronunciation lexicon and the language
+    model) -> text, and audio -> features -> one network -> RecognizeCommands -> a keyword.
+
+    >>> fig = speech_systems_figure()  # doctest: +SKIP
+    """
+    fig = _new_figure(fig, (10.0, 4.6))
+    ax = fig.subplots()
+    ax.set(xlim=(0, 10), ylim=(0, 6))
+    ax.axis("off")
+    audio, feats, model = "#937860", "#8c8c8c", "#4c72b0"
+    ax.text(0.1, 5.6, "Speech recognition (ASR): writes down whatever was said", fontsize=10,
+            weight="bold")
+    top = 4.3
+    _box(ax, 0.7, top, "audio", audio)
+    _box(ax, 2.1, top, "features\n(MFCC frames)", feats)
+    _box(ax, 4.0, top, "acoustic model\nframes -> phone\nprobabilities", model)
+    _box(ax, 6.4, top, "decoder\nsearch for the best\nword sequence", "#c44e52")
+    _box(ax, 8.9, top, 'text:\n"turn the\nlights on"', "#55a868")
+    _box(ax, 5.2, 2.95, 'pronunciation lexicon\n"on" = /ɒ n/', "#dd8452")
+    _box(ax, 7.6, 2.95, 'language model\n"lights on" is likely', "#dd8452")
+    for a, b in ((1.05, 1.45), (2.75, 3.15), (4.85, 5.4), (7.4, 8.3)):
+        _arrow(ax, (a, top), (b, top))
+    _arrow(ax, (5.4, 3.3), (6.0, 3.75))
+    _arrow(ax, (7.4, 3.3), (6.8, 3.75))
+    ax.text(0.1, 1.95, "Keyword spotting (this course): is one of a few words in this second?",
+            fontsize=10, weight="bold")
+    low = 0.8
+    _box(ax, 0.7, low, "audio,\n1 s windows", audio)
+    _box(ax, 2.3, low, "features\n(MFCC frames)", feats)
+    _box(ax, 4.4, low, "one small network\nframes -> 12 label\nprobabilities", model)
+    _box(ax, 6.8, low, "RecognizeCommands\naverage, threshold,\nsuppression", "#c44e52")
+    _box(ax, 8.9, low, 'a keyword:\n"on"', "#55a868")
+    for a, b in ((1.4, 1.65), (2.95, 3.35), (5.45, 5.7), (7.9, 8.3)):
+        _arrow(ax, (a, low), (b, low))
     fig.tight_layout()
     return fig
 

@@ -31,3 +31,10 @@ def test_network_figure_leaves_out_what_does_not_compute():
     assert not any("norm" in t or "relu" in t or "dropout" in t for t in texts)
     assert sum("add the shortcut" in t for t in texts) == 3  # one per residual block
     assert any(t.startswith("avg_pool: average over time -> 72") for t in texts)
+
+
+def test_speech_systems_figure_names_the_parts_of_both_systems():
+    texts = " ".join(_texts(plots.speech_systems_figure()))
+    for part in ("acoustic model", "pronunciation lexicon", "language model", "decoder",
+                 "RecognizeCommands", "one small network"):
+        assert part in texts, part
