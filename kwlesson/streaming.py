@@ -292,10 +292,15 @@ def keras_stream_model(model: Any, labels: Sequence[str], settings: FeatureSetti
             return np.zeros((0, bins), np.float32)
         return np.concatenate(out_frames)
 
+    # The 'micro' front end carries a noise estimate and a gain from frame to frame, so a
+    # frame depends on what came before it: shared stream frames would not be the per-clip
+    # features the model was trained on. Each window then computes its own, as in training.
+    stateful = settings.preprocess == "micro"
     return StreamModel(
         predict=lambda x: _predict(np.asarray(x, np.float32)).numpy(),
         labels=labels, sample_rate=settings.sample_rate, clip_samples=samples,
-        features=features, classify=lambda x: _classify(np.asarray(x, np.float32)).numpy(),
+        features=None if stateful else features,
+        classify=lambda x: _classify(np.asarray(x, np.float32)).numpy(),
         frame_step=hop, clip_frames=frames, name=name or getattr(model, "name", "keras model"))
 
 
@@ -450,7 +455,7 @@ def stream_scores(
     ``clip_duration_ms`` long (default: the model's clip). Audio shorter than one clip is padded
     with zeros to one clip. With ``share_features`` (and a model that offers it, see
     :class:`StreamModel`) features are computed once for the whole stream when the stride is a
-    whole number of feature frames.
+    whole number of feature frames ('micro' features never are: their front end has a state).
 
     >>> times, scores = stream_scores(audio, model)  # doctest: +SKIP
     >>> times[:3], scores.shape  # doctest: +SKIP

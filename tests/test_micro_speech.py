@@ -126,3 +126,17 @@ def test_the_example_fed_as_on_the_device_agrees_with_keras(micro_run):
                                   verbose=0).argmax(-1)
     assert np.mean(device == keras) >= 0.95
     assert np.mean(keras == y) > 0.5  # the model learnt something: agreement means something
+
+
+def test_streaming_a_micro_model_scores_each_window_as_training_saw_clips(micro_run):
+    from kwlesson.runs import load_trained
+    from kwlesson.streaming import keras_stream_model, stream_scores
+
+    trained = load_trained(micro_run[0].checkpoint_path)
+    sm = keras_stream_model(trained.model, trained.labels, trained.settings)
+    # The front end's state runs on from frame to frame: no shared stream frames for it.
+    assert sm.features is None
+    audio = np.random.default_rng(2).normal(0, 0.05, 3 * 16000).astype(np.float32)
+    times, scores = stream_scores(audio, sm, clip_stride_ms=500)
+    alone = sm.predict(np.stack([audio[i * 8000:i * 8000 + 16000] for i in range(len(times))]))
+    np.testing.assert_allclose(scores, alone, atol=1e-5)
