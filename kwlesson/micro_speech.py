@@ -73,8 +73,8 @@ def device_features_int8(front_end_values: np.ndarray) -> np.ndarray:
     670) as int8, ``(f * 256 + 333) // 666 - 128`` clamped to [-128, 127], in integers as the
     C code computes it.
 
-    >>> device_features_int8(np.array([0, 333, 666, 1000]))
-    array([-128,   0,  127,  127], dtype=int8)
+    >>> device_features_int8(np.array([0, 333, 666, 1000])).tolist()
+    [-128, 0, 127, 127]
     """
     f = np.asarray(front_end_values, np.int64)
     return np.clip((f * 256 + 333) // 666 - 128, -128, 127).astype(np.int8)

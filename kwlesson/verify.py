@@ -44,8 +44,8 @@ from kwlesson.runtime import (
 )
 
 __all__ = ["MAX_INT8_DROP", "MIN_FLOAT_AGREEMENT", "MIN_INT8_LINE_CLIPS", "MIN_MICRO_AGREEMENT",
-           "flips", "format_verification", "int8_line", "rounded_scores", "score_quantization",
-           "verify"]
+           "flips", "format_verification", "int8_line", "plain_verification", "rounded_scores",
+           "score_quantization", "verify"]
 
 
 #: verify()'s thresholds, the promises this module makes about its files.
@@ -288,6 +288,39 @@ def flips(preds: dict[str, np.ndarray], truth: np.ndarray, a: str = "float",
     p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n)
     return {"right_in_float_only": only_float, "right_in_int8_only": only_int8,
             "p_value": p}
+
+
+def plain_verification(report: dict[str, Any]) -> str:
+    """:func:`verify`'s report for a first-time reader: each file's accuracy and how often it
+    gives the answer of the one it came from, the int8 promise, and one verdict line; no
+    internal names (:func:`format_verification` has every figure).
+
+    >>> print(plain_verification(report))  # doctest: +SKIP
+    """
+    acc, agree = report["accuracy"], report["agreement"]
+    rows = [("the trained Keras model", "keras", None, None),
+            ("the float LiteRT file", "float", "float_vs_keras", "Keras"),
+            ("the int8 LiteRT file", "int8", "int8_vs_float", "the float file"),
+            ("the micro model in TensorFlow Lite Micro", "micro_tflm", "micro_tflm_vs_litert",
+             "LiteRT")]
+    lines = [f"On {report['clips']:,} {report['split']} clips:"]
+    for name, key, pair, other in rows:
+        if acc.get(key) is None:
+            continue
+        same = ("" if pair is None or agree.get(pair) is None else
+                f", the same answer as {other} on {100 * agree[pair]:.1f}% of clips")
+        lines.append(f"  {name:<42} {100 * acc[key]:5.1f}% correct{same}")
+    line = report.get("int8_line")
+    if line:
+        where = (" + ".join(f"{n:,} {s}" for s, n in line["pooled"].items())
+                 if line["pooled"] else f"{line['clips']:,} {line['split']}")
+        verdict = "within" if line["within_1_point"] else "MORE than"
+        lines.append(f"  int8 costs {line['drop']:.1f} points on {where} clips: {verdict} the "
+                     f"promised 1 point")
+    failed = [k for k, v in report["checks"].items() if v is False]
+    lines.append("Every promise holds." if not failed else
+                 f"Broken promises: {', '.join(failed)} (format_verification has the details).")
+    return "\n".join(lines)
 
 
 def format_verification(report: dict[str, Any]) -> str:

@@ -264,8 +264,8 @@ def test_freeze_folds_linear_layers_only_when_that_is_closer_to_float(
     steps = [line for line in capsys.readouterr().err.splitlines() if line.startswith("freeze ")]
     assert re.match(r"freeze +\d+\.\d s: reading 30 training clips", steps[0])
     assert sum("int8 micro model, network" in line for line in steps) == 2
-    assert steps[-2].endswith("int8 audio-in model")
-    assert steps[-1].endswith("the TF Speech app's model")
+    assert [line.split(": ", 1)[1] for line in steps[-3:]] == [
+        "int8 audio-in model", "the TF Speech app's model", "the TF Speech app's int8 model"]
     folding = result.card["calibration"]["int8_folded_layers"]
     assert folding["kept"] is False and folding["layers"] == ["logits"]
     distances = folding["check_probability_distance"]

@@ -42,6 +42,12 @@ def test_verify_keeps_the_promises(exported, corpus):
         assert report["checks"]["micro_runs_in_tflm"] is True
     assert report["passed"] is True
     assert re.search(r"check float_agrees_with_keras +ok", verify.format_verification(report))
+    plain = verify.plain_verification(report)
+    assert plain.splitlines()[0] == f"On {report['clips']:,} validation clips:"
+    assert re.search(r"the float LiteRT file +\d+\.\d% correct, the same answer as Keras on "
+                     r"\d+\.\d% of clips", plain)
+    assert plain.splitlines()[-1] == "Every promise holds."
+    assert "_vs_" not in plain and "keras_scores_rounded" not in plain  # no internal names
     both = verify.verify(exported, corpus, split="validation+testing", micro=False)
     testing = verify.verify(exported, corpus, split="testing", micro=False)
     assert both["clips"] == report["clips"] + testing["clips"] and testing["clips"] > 0
