@@ -11,6 +11,7 @@ The solutions are removed from the student copies by :mod:`kwlesson.student_copi
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 #: The oldest and newest Python the course supports (pyproject's requires-python; a test checks).
 SUPPORTED_PYTHON = ((3, 11), (3, 13))
@@ -399,3 +400,72 @@ def check_05_quota(quota_fn: Callable[[int, float], int]) -> None:
         raise AssertionError(f"{n} wanted-word clips at {percentage}%: you said {got!r}, the "
                              f"data set uses {want}. Hint: {hint}.")
     _passed("05.1", f"your quotas match the data set's for {len(cases)} cases")
+
+
+# ------------------------------------------------------------------------------ reasoning
+
+
+def check_00_baselines(random_guess: float, never_fires: float) -> None:
+    """Notebook 00, exercise 1: what two 'models' that learnt nothing score, as fractions.
+
+    ``random_guess``: the accuracy of picking one of the 12 labels at random;
+    ``never_fires``: the accuracy, on a recording where 19 windows in 20 hold no keyword, of a
+    spotter that always answers "no keyword".
+
+    >>> check_00_baselines(1 / 12, 19 / 20)
+    Exercise 00.1 passed: both baselines are right; a useful model must beat them
+    """
+    for name, got in (("random_guess", random_guess), ("never_fires", never_fires)):
+        if not isinstance(got, (int, float)) or not 0 <= got <= 1:
+            raise AssertionError(f"{name} = {got!r}: give a fraction between 0 and 1 "
+                                 "(0.5 for one half), not a percentage. Hint: divide.")
+    if abs(random_guess - 1 / 12) > 0.005:
+        hint = ("count the labels: the ten words and also _silence_ and _unknown_, twelve "
+                "in all" if abs(random_guess - 0.1) < 0.005 else
+                "a random pick among 12 labels is right once in 12 tries, whatever the clip")
+        raise AssertionError(f"random_guess = {random_guess:.3f} is not right. Hint: {hint}.")
+    if abs(never_fires - 0.95) > 0.005:
+        hint = ("that is how often it is wrong: it is right on every window without a keyword"
+                if abs(never_fires - 0.05) < 0.005 else
+                "it is right exactly on the windows with no keyword: 19 of every 20")
+        raise AssertionError(f"never_fires = {never_fires:.3f} is not right. Hint: {hint}.")
+    _passed("00.1", "both baselines are right; a useful model must beat them")
+
+
+def check_09_threshold(threshold: float, keyword_scores: Any, other_scores: Any,
+                       max_false_alarms: float = 0.02) -> None:
+    """Notebook 09, exercise 1: a detection threshold for a one-word detector.
+
+    ``keyword_scores``: the detector's probability of the keyword on validation clips of the
+    keyword; ``other_scores``: on every other validation clip. A clip fires when its score is
+    at least ``threshold``. Right: at most ``max_false_alarms`` of the other clips fire, and the
+    keyword is found within 5 points as often as with the best threshold that keeps that limit.
+
+    >>> check_09_threshold(0.3, [0.95, 0.99, 0.5], [0.1, 0.2, 0.95] + [0.0] * 97)
+    Exercise 09.1 passed: few false alarms, and nearly as many finds as any threshold allows
+    """
+    import numpy as np
+
+    if not isinstance(threshold, (int, float, np.floating)) or not 0 < threshold <= 1:
+        raise AssertionError(f"THRESHOLD = {threshold!r}: a probability above 0 and at most 1. "
+                             "Hint: read it off the x axis of the histograms.")
+    keyword = np.asarray(keyword_scores, np.float64)
+    other = np.sort(np.asarray(other_scores, np.float64))
+    fa = float(np.mean(other >= threshold))
+    found = float(np.mean(keyword >= threshold))
+    # The lowest threshold that keeps the limit finds the most: just above the score of the
+    # other clip that would be one false alarm too many.
+    allowed = int(np.floor(max_false_alarms * len(other)))
+    best = 0.0 if allowed >= len(other) else float(np.nextafter(other[-allowed - 1], 2))
+    best_found = float(np.mean(keyword >= best))
+    if fa > max_false_alarms:
+        raise AssertionError(
+            f"at {threshold:.3f}, {fa:.1%} of the other clips fire, more than "
+            f"{max_false_alarms:.0%}. Hint: raise it, past most of the orange histogram's tail.")
+    if found < best_found - 0.05:
+        raise AssertionError(
+            f"at {threshold:.3f} only {found:.0%} of the keyword clips fire, though a threshold "
+            f"that keeps false alarms under {max_false_alarms:.0%} can find {best_found:.0%}. "
+            "Hint: lower it, to just above the highest scores of the other clips you must keep "
+            "out.")
+    _passed("09.1", "few false alarms, and nearly as many finds as any threshold allows")

@@ -42,7 +42,8 @@ from kwlesson.features import FeatureSettings
 from kwlesson.quantization import MICRO_FEATURES_RANGE, convert, frozen_logits
 
 __all__ = ["DROPIN_DIR", "EXAMPLE_FEATURES", "EXAMPLE_OPS", "DropIn", "c_bytes",
-           "device_features_int8", "device_inputs", "dropin_files", "dropin_problem", "example_labels"]
+           "device_features_int8", "device_inputs", "dropin_files", "dropin_problem",
+           "example_labels"]
 
 #: The export's folder for these files.
 DROPIN_DIR = "micro_speech"
@@ -55,6 +56,7 @@ EXAMPLE_OPS = ("RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX")
 #: The tflite-micro example's model file and the names its build gives the array.
 TFLM_MODEL = "micro_speech_quantized.tflite"
 TFLM_ARRAY = "g_micro_speech_quantized_model_data"
+TFLM_EXAMPLE = "tensorflow/lite/micro/examples/micro_speech"
 
 
 def example_labels(labels: Sequence[str]) -> list[str]:
@@ -213,8 +215,8 @@ def _sources(tflite: bytes, settings: FeatureSettings, labels: Sequence[str],
     count = len(labels)
     made = "// Written by kwlesson.micro_speech" + (f": {note}" if note else ".") + "\n"
     rows = c_bytes(tflite)
-    tflm_h = f"""{made}// Replaces models/micro_speech_quantized_model_data.h of tflite-micro's micro_speech
-// example (its build makes the same from models/{TFLM_MODEL}).
+    tflm_h = f"""{made}// Replaces models/micro_speech_quantized_model_data.h of tflite-micro's
+// micro_speech example (its build makes the same from models/{TFLM_MODEL}).
 #ifndef TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MODELS_MICRO_SPEECH_QUANTIZED_MODEL_DATA_H_
 #define TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MODELS_MICRO_SPEECH_QUANTIZED_MODEL_DATA_H_
 
@@ -223,14 +225,15 @@ constexpr unsigned int {TFLM_ARRAY}_size = {len(tflite)};
 
 #endif
 """
-    tflm_cc = f"""{made}#include "tensorflow/lite/micro/examples/micro_speech/models/micro_speech_quantized_model_data.h"
+    include = f"{TFLM_EXAMPLE}/models/micro_speech_quantized_model_data.h"
+    tflm_cc = f"""{made}#include "{include}"
 
 alignas(16) const unsigned char {TFLM_ARRAY}[] = {{
 {rows}
 }};
 """
-    settings_h = f"""{made}// Replaces micro_model_settings.h of tflite-micro's micro_speech example: the front end's
-// settings this model was trained with, and its labels in output order.
+    settings_h = f"""{made}// Replaces micro_model_settings.h of tflite-micro's micro_speech
+// example: the front end's settings this model was trained with, and its labels in output order.
 #ifndef TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MICRO_MODEL_SETTINGS_H_
 #define TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MICRO_MODEL_SETTINGS_H_
 
@@ -262,7 +265,8 @@ alignas(16) const unsigned char g_model[] = {{
 }};
 const int g_model_len = {len(tflite)};
 """
-    arduino_settings_h = f"""{made}// Replaces micro_features_micro_model_settings.h of the Arduino micro_speech example.
+    arduino_settings_h = f"""{made}// Replaces micro_features_micro_model_settings.h of the Arduino
+// micro_speech example.
 #ifndef TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MICRO_FEATURES_MICRO_MODEL_SETTINGS_H_
 #define TENSORFLOW_LITE_MICRO_EXAMPLES_MICRO_SPEECH_MICRO_FEATURES_MICRO_MODEL_SETTINGS_H_
 
@@ -285,12 +289,13 @@ extern const char* kCategoryLabels[kCategoryCount];
 
 const char* kCategoryLabels[kCategoryCount] = {{{names}}};
 """
+    window, stride = int(settings.window_size_ms), int(settings.window_stride_ms)
     readme = f"""This model replaces the one in TensorFlow Lite Micro's micro_speech example.
 
 Labels, in output order: {", ".join(example_labels(labels))}
 Input: int8 [1, {frames * bins}] ({frames} frames x {bins} channels of TensorFlow Lite Micro's
-audio front end, {int(settings.window_size_ms)} ms windows every {int(settings.window_stride_ms)} ms at {settings.sample_rate} Hz), each value f as
-(f * 256 + 333) / 666 - 128, as the example computes it. Output: int8 [1, {count}].
+audio front end, {window} ms windows every {stride} ms at {settings.sample_rate} Hz), each
+value f as (f * 256 + 333) / 666 - 128, as the example computes it. Output: int8 [1, {count}].
 Operators: the example's four ({", ".join(EXAMPLE_OPS)}).
 
 tflite-micro (github.com/tensorflow/tflite-micro), in

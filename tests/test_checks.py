@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from kwlesson.checks import (
+    check_00_baselines,
     check_02_which_set,
     check_04_precision_recall,
     check_05_quota,
     check_06_conv_macs,
     check_07_quantize,
     check_08_average,
+    check_09_threshold,
 )
 
 # ------------------------------------------------------------------------- 02 which_set
@@ -214,3 +216,43 @@ def test_check_08_average_accepts_recognize_commands_window(capsys):
 def test_check_08_average_names_the_mistake(wrong, hint):
     with pytest.raises(AssertionError, match=re.escape(hint)):
         check_08_average(wrong)
+
+
+# ------------------------------------------------------------------------ 00 baselines
+
+
+def test_check_00_baselines_passes_the_right_fractions(capsys):
+    check_00_baselines(1 / 12, 0.95)
+    assert capsys.readouterr().out.startswith("Exercise 00.1 passed")
+
+
+@pytest.mark.parametrize("guess, never, hint", [
+    (1 / 10, 0.95, "_silence_ and _unknown_"),
+    (1 / 12, 0.05, "how often it is wrong"),
+    (8.3, 0.95, "not a percentage"),
+    (1 / 12, 0.5, "19 of every 20"),
+])
+def test_check_00_baselines_names_the_mistake(guess, never, hint):
+    with pytest.raises(AssertionError, match=re.escape(hint)):
+        check_00_baselines(guess, never)
+
+
+# ------------------------------------------------------------------------ 09 threshold
+
+KEYWORD_SCORES = [0.97, 0.9, 0.8, 0.6, 0.4, 0.3]
+OTHER_SCORES = [0.95, 0.7] + [0.05] * 98  # 100 clips: two may fire within 2%
+
+
+def test_check_09_threshold_takes_a_threshold_inside_the_limit_near_the_best(capsys):
+    check_09_threshold(0.1, KEYWORD_SCORES, OTHER_SCORES)  # fires on 0.95 and 0.7: 2%
+    assert capsys.readouterr().out.startswith("Exercise 09.1 passed")
+
+
+@pytest.mark.parametrize("threshold, hint", [
+    (0.05, "raise it"),       # all 100 others fire
+    (0.75, "lower it"),       # 1% false alarms, but half the keyword clips missed
+    (1.5, "at most 1"),
+])
+def test_check_09_threshold_names_the_mistake(threshold, hint):
+    with pytest.raises(AssertionError, match=re.escape(hint)):
+        check_09_threshold(threshold, KEYWORD_SCORES, OTHER_SCORES)

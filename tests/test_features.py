@@ -14,11 +14,11 @@ from kwlesson.audio import write_wav
 from kwlesson.features import (
     DFT_CHOICES,
     LOG_OFFSET,
+    MICRO_FRONT_END,
+    MICRO_OUTPUT_SCALE,
     PREPROCESS_CHOICES,
     FeatureLayer,
     FeatureSettings,
-    MICRO_FRONT_END,
-    MICRO_OUTPUT_SCALE,
     average,
     compute_features,
     log_mel,
@@ -566,7 +566,7 @@ def test_micro_is_the_ops_integer_output_times_10_over_256():
     assert raw.dtype == np.uint16 and 0 < raw.max() < 1024
     np.testing.assert_array_equal(micro(x, MICRO).numpy(), raw * np.float32(MICRO_OUTPUT_SCALE))
     # ... values from 0 to about 26, the range the micro_speech example's int8 input covers
-    assert 0.0 <= micro(x, MICRO).numpy().min() and micro(x, MICRO).numpy().max() < 30.0
+    assert micro(x, MICRO).numpy().min() >= 0.0 and micro(x, MICRO).numpy().max() < 30.0
 
 
 @pytest.mark.parametrize(("change", "match"), [

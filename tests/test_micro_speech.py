@@ -101,10 +101,9 @@ def test_the_example_fed_as_on_the_device_agrees_with_keras(micro_run):
         audio_microfrontend_op as op,
     )
 
+    from kwlesson.runs import load_trained
     from kwlesson.runtime import run_micro
     from kwlesson.training import load_data
-
-    from kwlesson.runs import load_trained
 
     result, out = micro_run
     trained = load_trained(result.checkpoint_path)
