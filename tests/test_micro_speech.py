@@ -139,3 +139,11 @@ def test_streaming_a_micro_model_scores_each_window_as_training_saw_clips(micro_
     times, scores = stream_scores(audio, sm, clip_stride_ms=500)
     alone = sm.predict(np.stack([audio[i * 8000:i * 8000 + 16000] for i in range(len(times))]))
     np.testing.assert_allclose(scores, alone, atol=1e-5)
+
+
+def test_a_micro_run_refuses_per_bin_normalisation_with_the_reason():
+    from kwlesson.runs import TrainConfig
+
+    with pytest.raises(ValueError, match="normalize_features does not go with --preprocess micro"):
+        TrainConfig(preprocess="micro", normalize_features=True).feature_settings()
+    assert TrainConfig(preprocess="micro").feature_settings().preprocess == "micro"
