@@ -469,3 +469,218 @@ def check_09_threshold(threshold: float, keyword_scores: Any, other_scores: Any,
             "Hint: lower it, to just above the highest scores of the other clips you must keep "
             "out.")
     _passed("09.1", "few false alarms, and nearly as many finds as any threshold allows")
+
+
+def check_04_most_confused(answer: Any, confusion: Any, labels: list[str]) -> None:
+    """Notebook 04, exercise 2: the (truth, predicted) pair a confusion matrix confuses most,
+    read off the matrix (rows truth, columns prediction).
+
+    >>> check_04_most_confused(("b", "a"), [[5, 1], [3, 4]], ["a", "b"])
+    Exercise 04.2 passed: you read the largest cell off the diagonal, the right way round
+    """
+    import numpy as np
+
+    m = np.asarray(confusion)
+    if (not isinstance(answer, (tuple, list)) or len(answer) != 2
+            or not all(isinstance(a, str) for a in answer)):
+        raise AssertionError(f"MOST_CONFUSED = {answer!r}: give two labels, (truth, predicted), "
+                             'for example ("yes", "no").')
+    unknown = [a for a in answer if a not in labels]
+    if unknown:
+        raise AssertionError(f"{unknown[0]!r} is not a label; the labels are {', '.join(labels)}.")
+    truth, predicted = (labels.index(a) for a in answer)
+    off = m - np.diag(np.diag(m))
+    most = int(off.max())
+    if truth == predicted:
+        raise AssertionError(f"row {answer[0]}, column {answer[1]} is on the diagonal: those "
+                             "clips were answered right. Hint: look off the diagonal.")
+    if m[truth, predicted] == most:
+        _passed("04.2", "you read the largest cell off the diagonal, the right way round")
+        return
+    if m[predicted, truth] == most:
+        raise AssertionError(f"{answer[1]} clips called {answer[0]} are the most common mistake, "
+                             f"not the other way round. Hint: rows are the truth, columns the "
+                             "model's answer.")
+    raise AssertionError(f"row {answer[0]}, column {answer[1]} holds {int(m[truth, predicted])} "
+                         f"clips, but a cell off the diagonal holds {most}. Hint: the darkest "
+                         "square off the diagonal of the picture; check its count in the matrix.")
+
+
+def check_01_predict_shape(prediction: Any) -> None:
+    """Notebook 01, exercise 2: the model's input for 40 ms windows every 25 ms and 20 bins,
+    predicted before it is computed: (frames, bins).
+
+    >>> check_01_predict_shape((39, 20))
+    Exercise 01.2 passed: 39 frames of 20 bins, as FeatureSettings computes it
+    """
+    from kwlesson.features import FeatureSettings
+
+    want = FeatureSettings(window_size_ms=40, window_stride_ms=25, feature_bin_count=20).shape
+    if not isinstance(prediction, (tuple, list)) or len(prediction) != 2:
+        raise AssertionError(f"PREDICTED_SHAPE = {prediction!r}: give (frames, bins), two "
+                             "whole numbers.")
+    frames, bins = prediction
+    if bins != want[1]:
+        raise AssertionError(f"{bins} bins: the bins are the features per frame, here the 20 "
+                             "MFCCs asked for, whatever the window. Hint: the second number is "
+                             "feature_bin_count.")
+    if frames == want[0] - 1:
+        raise AssertionError(f"{frames} frames: one short. Hint: the first window counts too: "
+                             "1 + (samples - window) // stride.")
+    if frames == 16000 // 400:
+        raise AssertionError(f"{frames} frames: that is 16,000 / stride. Hint: the last window "
+                             "must fit inside the clip: 1 + (16000 - 640) // 400.")
+    if frames != want[0]:
+        raise AssertionError(f"{frames} frames is not right. Hint: in samples, the window is "
+                             "640 and the stride 400; frames = 1 + (16000 - 640) // 400.")
+    _passed("01.2", f"{want[0]} frames of {want[1]} bins, as FeatureSettings computes it")
+
+
+def check_02_splits(same_split: Any, can_leave_validation: Any) -> None:
+    """Notebook 02, exercise 2: two predictions about the hash split, True or False each.
+
+    ``same_split``: do ``yes/3c4a1b2d_nohash_0.wav`` and ``no/3c4a1b2d_nohash_3.wav`` land in
+    the same split? ``can_leave_validation``: raising validation_percentage from 10 to 20
+    (testing 10), can a file that was in validation land somewhere else?
+
+    >>> check_02_splits(True, False)
+    Exercise 02.2 passed: a speaker's clips stay together, and validation only grows
+    """
+    for name, value in (("SAME_SPLIT", same_split),
+                        ("CAN_LEAVE_VALIDATION", can_leave_validation)):
+        if not isinstance(value, bool):
+            raise AssertionError(f"{name} = {value!r}: answer True or False.")
+    if not same_split:
+        raise AssertionError("SAME_SPLIT: the hash is taken of the name without _nohash_ and what "
+                             "follows, the speaker's id; the word's folder is not part of it. "
+                             "Hint: both names start 3c4a1b2d.")
+    if can_leave_validation:
+        raise AssertionError("CAN_LEAVE_VALIDATION: a file's hash is a fixed number in [0, 100); "
+                             "validation takes those below validation_percentage, so from 10 to "
+                             "20 its band only grows (testing's moves up). Hint: which files "
+                             "move, and where to?")
+    _passed("02.2", "a speaker's clips stay together, and validation only grows")
+
+
+#: Lesson 03's exercise: a run's validation and training accuracy at each checkpoint.
+SHIP_CURVES = {"steps": [400, 800, 1200, 1600, 2000, 2400],
+               "training": [0.41, 0.66, 0.80, 0.89, 0.95, 0.98],
+               "validation": [0.39, 0.61, 0.72, 0.75, 0.73, 0.70]}
+
+
+def check_03_ship(step: Any) -> None:
+    """Notebook 03, exercise 2: the checkpoint to ship from a run's curves (``SHIP_CURVES``).
+
+    >>> check_03_ship(1600)
+    Exercise 03.2 passed: the checkpoint that does best on clips it never trained on
+    """
+    steps, train, val = (SHIP_CURVES[k] for k in ("steps", "training", "validation"))
+    if step not in steps:
+        raise AssertionError(f"SHIP_STEP = {step!r}: only steps {steps} have a checkpoint.")
+    best = steps[val.index(max(val))]
+    if step == best:
+        _passed("03.2", "the checkpoint that does best on clips it never trained on")
+        return
+    if step == steps[-1]:
+        hint = ("the last checkpoint is not the best: after its peak the validation accuracy "
+                "falls while training accuracy still rises (overfitting, lesson 04)")
+    else:
+        hint = "pick by the validation accuracy: the clips the model never learnt from"
+    raise AssertionError(f"step {step}: validation accuracy {val[steps.index(step)]:.0%}, "
+                         f"training {train[steps.index(step)]:.0%}. Hint: {hint}.")
+
+
+def check_05_silence_share(share: Any) -> None:
+    """Notebook 05, exercise 2: the share of a split's clips that are silence, for 760
+    wanted-word clips with silence_percentage and unknown_percentage both 10.
+
+    >>> check_05_silence_share(76 / 912)
+    Exercise 05.2 passed: 76 silence clips of 912, about 8.3%
+    """
+    if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+        raise AssertionError(f"SILENCE_SHARE = {share!r}: a fraction between 0 and 1, not a "
+                             "percentage.")
+    if abs(share - 0.1) < 0.002:
+        raise AssertionError("0.1 is the percentage of the wanted-word clips, not of the split. "
+                             "Hint: the split also holds the unknown clips and the silence ones.")
+    if abs(share - 76 / 836) < 0.002:
+        raise AssertionError("you left out the unknown clips. Hint: 760 + 76 unknown + 76 silence.")
+    if abs(share - 76 / 912) > 0.002:
+        raise AssertionError(f"{share:.3f} is not right. Hint: 76 silence clips among 760 words, "
+                             "76 unknown and the 76 silence themselves.")
+    _passed("05.2", "76 silence clips of 912, about 8.3%")
+
+
+def check_06_mac_ratio(ratio: Any, big_macs: int, small_macs: int) -> None:
+    """Notebook 06, exercise 2: tiny_conv's MACs on 98 x 40 over its MACs on 49 x 20,
+    predicted within 15% before the table is read.
+
+    >>> check_06_mac_ratio(4, 400, 101)
+    Exercise 06.2 passed: the work falls about as the input does
+    """
+    want = big_macs / small_macs
+    if not isinstance(ratio, (int, float)) or ratio <= 0:
+        raise AssertionError(f"MAC_RATIO = {ratio!r}: a positive number, how many times fewer.")
+    if abs(ratio - want) / want <= 0.15:
+        _passed("06.2", "the work falls about as the input does")
+        return
+    hint = ("half the frames and half the bins make a quarter of the input, and every layer of "
+            "tiny_conv works per input position" if abs(ratio - 2) < 0.5 else
+            "count the input: 98 x 40 values against 49 x 20")
+    raise AssertionError(f"{ratio:g} times fewer is not it. Hint: {hint}.")
+
+
+def check_07_serving(serve: Callable[[Any], Any], keras_top: Any, pcm: Any) -> None:
+    """Notebook 07, exercise 2: a serving function that gives the trained model's answers.
+
+    ``serve(pcm)`` takes 16-bit clips (int16 [n, samples]) as an app records them and returns
+    scores [n, labels]; right when its top answer is Keras's (``keras_top``, computed as in
+    training) on at least 95% of the clips.
+    """
+    import numpy as np
+
+    try:
+        out = np.asarray(serve(pcm))
+    except Exception as err:  # noqa: BLE001 - any error is the student's to fix
+        raise AssertionError(f"serve(pcm) raised {type(err).__name__}: {err}. Hint: the features "
+                             "must be computed with the model's own settings.") from None
+    agree = float(np.mean(out.argmax(-1) == np.asarray(keras_top)))
+    if agree >= 0.95:
+        _passed("07.2", "the serving path computes what training computed")
+        return
+    raise AssertionError(f"serve agrees with the trained model on {agree:.0%} of the clips. "
+                         "Hint: compare what the app feeds with what training fed: samples in "
+                         "[-1, 1], and the features of the model's own settings.")
+
+
+def check_08_threshold(threshold: Any, times_ms: Any, scores: Any, labels: list[str],
+                       ground_truth: Any, max_false_positives: float = 2.0,
+                       **recognize: Any) -> None:
+    """Notebook 08, exercise 2: a threshold for a wake word on the lesson's stream: at most
+    ``max_false_positives`` percent false positives, and within 5 points of the most correct
+    words any threshold gives with that limit (thresholds 0.30 to 0.99 tried).
+    ``recognize``: the other RecognizeCommands settings."""
+    import numpy as np
+
+    from kwlesson.streaming import recognize_scores
+    from kwlesson.streaming_test import calculate_accuracy_stats
+
+    if not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise AssertionError(f"WAKE_THRESHOLD = {threshold!r}: a probability above 0, at most 1.")
+
+    def stats(t: float) -> Any:
+        found = recognize_scores(times_ms, scores, labels, detection_threshold=t, **recognize)
+        return calculate_accuracy_stats(ground_truth, found)
+
+    mine = stats(float(threshold))
+    allowed = [s.correct_percentage for t in np.arange(0.30, 1.0, 0.01)
+               if (s := stats(float(t))).false_positive_percentage <= max_false_positives]
+    if mine.false_positive_percentage > max_false_positives:
+        raise AssertionError(f"at {threshold:.2f}: {mine.false_positive_percentage:.1f}% false "
+                             f"positives, more than {max_false_positives:g}%. Hint: raise it.")
+    if allowed and mine.correct_percentage < max(allowed) - 5:
+        raise AssertionError(f"at {threshold:.2f}: {mine.correct_percentage:.1f}% of the words "
+                             f"correct, though a threshold within the limit gets "
+                             f"{max(allowed):.1f}%. Hint: lower it, step by step, watching the "
+                             "false positives.")
+    _passed("08.2", "few false alarms, and nearly as many words as any threshold allows")

@@ -14,12 +14,20 @@ import pytest
 
 from kwlesson.checks import (
     check_00_baselines,
+    check_01_predict_shape,
+    check_02_splits,
     check_02_which_set,
+    check_03_ship,
+    check_04_most_confused,
     check_04_precision_recall,
     check_05_quota,
+    check_05_silence_share,
     check_06_conv_macs,
+    check_06_mac_ratio,
     check_07_quantize,
+    check_07_serving,
     check_08_average,
+    check_08_threshold,
     check_09_threshold,
 )
 
@@ -256,3 +264,112 @@ def test_check_09_threshold_takes_a_threshold_inside_the_limit_near_the_best(cap
 def test_check_09_threshold_names_the_mistake(threshold, hint):
     with pytest.raises(AssertionError, match=re.escape(hint)):
         check_09_threshold(threshold, KEYWORD_SCORES, OTHER_SCORES)
+
+
+# ------------------------------------------------------------------------ 04 most confused
+
+MATRIX = [[9, 0, 1], [5, 7, 0], [2, 1, 8]]  # rows truth, columns prediction
+NAMES = ["a", "b", "c"]
+
+
+def test_check_04_most_confused_passes_the_largest_cell(capsys):
+    check_04_most_confused(("b", "a"), MATRIX, NAMES)
+    assert capsys.readouterr().out.startswith("Exercise 04.2 passed")
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (("a", "b"), "rows are the truth"),
+    (("a", "a"), "on the diagonal"),
+    (("c", "a"), "holds 2 clips, but a cell off the diagonal holds 5"),
+    (("b", "z"), "'z' is not a label"),
+    ("b a", "give two labels"),
+])
+def test_check_04_most_confused_names_the_mistake(answer, hint):
+    with pytest.raises(AssertionError, match=re.escape(hint)):
+        check_04_most_confused(answer, MATRIX, NAMES)
+
+
+# ------------------------------------------------------------------- reasoning exercises
+
+
+def _passes(check, *args, **kwargs):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        check(*args, **kwargs)
+    return out.getvalue().startswith("Exercise ")
+
+
+def test_check_01_predict_shape():
+    assert _passes(check_01_predict_shape, (39, 20))
+    for wrong, hint in (((38, 20), "one short"), ((40, 20), "16,000 / stride"),
+                        ((39, 40), "feature_bin_count"), ((64, 20), "640 and the stride 400")):
+        with pytest.raises(AssertionError, match=re.escape(hint)):
+            check_01_predict_shape(wrong)
+
+
+def test_check_02_splits():
+    assert _passes(check_02_splits, True, False)
+    with pytest.raises(AssertionError, match="the speaker's id"):
+        check_02_splits(False, False)
+    with pytest.raises(AssertionError, match="band only grows"):
+        check_02_splits(True, True)
+    with pytest.raises(AssertionError, match="True or False"):
+        check_02_splits("yes", False)
+
+
+def test_check_03_ship():
+    from kwlesson.checks import SHIP_CURVES
+
+    best = SHIP_CURVES["steps"][SHIP_CURVES["validation"].index(max(SHIP_CURVES["validation"]))]
+    assert _passes(check_03_ship, best)
+    with pytest.raises(AssertionError, match="the last checkpoint is not the best"):
+        check_03_ship(SHIP_CURVES["steps"][-1])
+    with pytest.raises(AssertionError, match="pick by the validation accuracy"):
+        check_03_ship(SHIP_CURVES["steps"][0])
+    with pytest.raises(AssertionError, match="only steps"):
+        check_03_ship(1000)
+
+
+def test_check_05_silence_share():
+    assert _passes(check_05_silence_share, 76 / 912)
+    for wrong, hint in ((0.1, "not of the split"), (76 / 836, "left out the unknown"),
+                        (8.3, "not a percentage")):
+        with pytest.raises(AssertionError, match=re.escape(hint)):
+            check_05_silence_share(wrong)
+
+
+def test_check_06_mac_ratio():
+    assert _passes(check_06_mac_ratio, 4, 721_280, 184_000)
+    with pytest.raises(AssertionError, match="a quarter of the input"):
+        check_06_mac_ratio(2, 721_280, 184_000)
+
+
+def test_check_07_serving():
+    pcm = np.array([[100, -100], [3000, 3000]], np.int16)
+    keras_top = np.array([0, 1])
+    assert _passes(check_07_serving, lambda p: np.eye(2)[[0, 1]], keras_top, pcm)
+    with pytest.raises(AssertionError, match=r"agrees with the trained model on 50%"):
+        check_07_serving(lambda p: np.eye(2)[[0, 0]], keras_top, pcm)
+    with pytest.raises(AssertionError, match="raised ValueError"):
+        check_07_serving(lambda p: np.zeros(3).reshape(7), keras_top, pcm)
+
+
+def test_check_08_threshold():
+    labels = ["_silence_", "_unknown_", "yes"]
+    times = np.arange(0, 20_000, 30)
+    scores = np.tile([0.9, 0.1, 0.0], (len(times), 1))
+    truth = []
+    for start, peak in ((2000, 0.95), (8000, 0.95), (14000, 0.6)):  # two words, one unknown-ish
+        on = (times >= start) & (times < start + 600)
+        scores[on] = [0.0, 1 - peak, peak]
+        if peak > 0.9:
+            truth.append(("yes", start))
+    settings = {"average_window_duration_ms": 500, "suppression_ms": 1500, "minimum_count": 3}
+    assert _passes(check_08_threshold, 0.8, times, scores, labels, truth, **settings)
+    with pytest.raises(AssertionError, match="raise it"):  # the 0.6 bump fires: 1 of 2 false
+        check_08_threshold(0.5, times, scores, labels, truth, **settings)
+    with pytest.raises(AssertionError, match="lower it"):  # nothing fires at all
+        check_08_threshold(0.99, times, scores, labels, truth, **settings)

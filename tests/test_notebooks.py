@@ -99,3 +99,31 @@ def test_strip_solutions_refuses_unbalanced_markers():
                      "outputs": [], "execution_count": 1, "metadata": {}}]}
     with pytest.raises(ValueError, match="without"):
         student_copies.strip_solutions(nb)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_lesson_has_a_reasoning_exercise_with_a_check(path):
+    """At least one exercise per lesson asks students to reason (predict, choose, debug), not
+    to re-write a library function: its markdown cell is tagged "reasoning", and it is followed,
+    before the next heading of its level, by a solution cell and a cell that calls its check."""
+    cells = _load(path)["cells"]
+    number = path.name[:2]
+    found = []
+    for i, cell in enumerate(cells):
+        if "reasoning" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = _text(cell)
+        assert text.startswith(f"### Exercise {number}."), (
+            f"{path.name}: a reasoning cell must open an exercise of this lesson: {text[:60]!r}")
+        rest = []
+        for later in cells[i + 1:]:
+            if later["cell_type"] == "markdown" and _text(later).startswith("#"):
+                break  # the next heading: the exercise ends there
+            rest.append(later)
+        code = [_text(c) for c in rest if c["cell_type"] == "code"]
+        assert any("### BEGIN SOLUTION" in c for c in code), (
+            f"{path.name}: {text[:40]!r} has no solution")
+        assert any(re.search(rf"checks\.check_{number}_\w+\(", c) for c in code), (
+            f"{path.name}: {text[:40]!r} has no checks.check_{number}_... call")
+        found.append(text.splitlines()[0])
+    assert found, f"{path.name}: no exercise tagged 'reasoning'"
