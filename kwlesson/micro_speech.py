@@ -91,19 +91,13 @@ def device_inputs(clips: np.ndarray, settings: FeatureSettings = EXAMPLE_FEATURE
     >>> device_inputs(np.zeros([2, 16000], np.float32)).shape  # doctest: +SKIP
     (2, 1960)
     """
-    from tensorflow.lite.experimental.microfrontend.python.ops import (
-        audio_microfrontend_op as op,
-    )
+    from kwlesson.features import MICRO_OUTPUT_SCALE, compute_features
 
-    from kwlesson.features import MICRO_FRONT_END
-
-    pcm = np.clip(np.round(np.asarray(clips) * 32768), -32768, 32767).astype(np.int16)
-    rows = [op.audio_microfrontend(tf.constant(clip), sample_rate=settings.sample_rate,
-                                   window_size=int(settings.window_size_ms),
-                                   window_step=int(settings.window_stride_ms),
-                                   num_channels=settings.feature_bin_count,
-                                   **MICRO_FRONT_END).numpy() for clip in pcm]
-    return device_features_int8(np.stack(rows)).reshape(len(rows), -1)
+    # The training features are the front end's integers times 10/256 (exact in float32, so
+    # dividing gives the integers back): one front end, computed in one place.
+    features = compute_features(np.asarray(clips, np.float32), settings).numpy()
+    values = np.rint(features / np.float32(MICRO_OUTPUT_SCALE))
+    return device_features_int8(values).reshape(len(features), -1)
 
 
 def dropin_problem(settings: FeatureSettings, labels: Sequence[str]) -> str | None:
